@@ -1,0 +1,1 @@
+"""Wire formats the gateway accepts and emits: OpenAI request bodies and server-sent events."""

@@ -1,0 +1,163 @@
+"""``create_app(gateway)`` → the FastAPI app. Routes only read the request, call the service and render.
+
+Request bodies are read as bytes under the size limit and parsed by the service (orjson, once): FastAPI's body
+models would parse and validate a second time on the hot path. The OpenAPI document still describes every body
+and error through ``openapi_extra`` (see :mod:`core.openapi`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from core import openapi
+from core.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, SkyrelayError
+from core.providers.base import Operation
+from core.responses import BufferedResponse, StreamedResponse
+from core.service import GatewayResponse, IncomingCall, error_response
+
+if TYPE_CHECKING:
+    from core.gateway import Gateway
+
+
+class _Rendered(Response):
+    """Lets FastAPI hand our raw ASGI responses through untouched (it only checks ``isinstance``)."""
+
+    def __init__(self, inner: BufferedResponse | StreamedResponse) -> None:
+        self.inner = inner
+        self.background = None
+        self.status_code = inner.status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.inner(scope, receive, send)
+
+
+def render(response: GatewayResponse) -> Response:
+    if response.chunks is not None:
+        return _Rendered(StreamedResponse(response.status, response.headers, response.chunks, response.media_type))
+    return _Rendered(BufferedResponse(response.status, response.headers, response.body or b"", response.media_type))
+
+
+def _json(status: int, payload: Any) -> Response:
+    return _Rendered(BufferedResponse(status, [], orjson.dumps(payload), "application/json"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLargeError(f"The request body is larger than the {limit}-byte limit")
+        except ValueError:
+            raise InvalidRequestError("Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The request body is larger than the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_content_type(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if content_type and not content_type.split(";", 1)[0].strip().lower().endswith("json"):
+        raise InvalidRequestError("Invalid content type passed: send application/json", code="invalid_content_type")
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gateway.startup()
+        try:
+            yield
+        finally:
+            await gateway.shutdown()
+
+    app = FastAPI(
+        title="Skyrelay",
+        version=gateway.version,
+        summary="OpenAI-compatible, Portkey-compatible LLM gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    service = gateway.service
+    limit = gateway.settings.max_body_bytes
+
+    async def proxy(request: Request, operation: Operation) -> Response:
+        try:
+            _check_content_type(request)
+            body = await read_body(request, limit)
+        except SkyrelayError as error:
+            return render(service.reject(request.method, request.url.path, dict(request.headers), error))
+        call = IncomingCall(
+            operation=operation,
+            method=request.method,
+            path=request.url.path,
+            headers=dict(request.headers),
+            body=body,
+            query=request.url.query,
+        )
+        return render(await service.handle(call))
+
+    @app.post("/v1/chat/completions", tags=["openai"], openapi_extra=openapi.body("ChatCompletionRequest"),
+              responses=openapi.RESPONSES)
+    async def chat_completions(request: Request) -> Response:
+        return await proxy(request, Operation.CHAT)
+
+    @app.post("/v1/completions", tags=["openai"], openapi_extra=openapi.body("CompletionRequest"),
+              responses=openapi.RESPONSES)
+    async def completions(request: Request) -> Response:
+        return await proxy(request, Operation.COMPLETION)
+
+    @app.post("/v1/embeddings", tags=["openai"], openapi_extra=openapi.body("EmbeddingRequest"),
+              responses=openapi.RESPONSES)
+    async def embeddings(request: Request) -> Response:
+        return await proxy(request, Operation.EMBEDDING)
+
+    @app.get("/v1/models", tags=["openai"], responses=openapi.RESPONSES)
+    async def models(request: Request) -> Response:
+        return await proxy(request, Operation.MODELS)
+
+    @app.get("/v1/health", tags=["operations"])
+    async def health() -> Response:
+        """Liveness: no authentication and no I/O, so load balancers and Route53 can poll it cheaply."""
+        return _json(200, {"status": "ok"})
+
+    @app.get("/v1/ready", tags=["operations"])
+    async def ready() -> Response:
+        """Readiness: each configured dependency answers (log sink; Redis and config store when configured)."""
+        report = await gateway.readiness()
+        return _json(200 if report["status"] == "ready" else 503, report)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            error: SkyrelayError = NotFoundError(f"No route for {request.method} {request.url.path}")
+        elif exc.status_code == 405:
+            error = InvalidRequestError(f"Method {request.method} is not allowed on {request.url.path}",
+                                        code="method_not_allowed", status=405)
+        else:
+            error = InvalidRequestError(str(exc.detail), status=exc.status_code)
+        return render(error_response(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return render(error_response(InvalidRequestError(f"Invalid request: {exc.errors()[:3]}")))
+
+    if gateway.settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["*"])
+    return app

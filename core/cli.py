@@ -1,0 +1,140 @@
+"""``skyrelay`` — serve the gateway, validate config files, manage gateway keys.
+
+    skyrelay serve [--host H] [--port P] [--config FILE] [--workers N]
+    skyrelay config validate FILE
+    skyrelay keys create [--id ID]       prints a new key once, and the line to store in the config file
+    skyrelay keys hash KEY               the SHA-256 digest to store for an existing key
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = {"SKYRELAY_HOST": args.host, "SKYRELAY_PORT": args.port, "SKYRELAY_CONFIG": args.config,
+                 "SKYRELAY_WORKERS": args.workers}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = str(value)  # workers are separate processes: they read the same environment
+
+    from core.config.store_file import StoreFileError
+    from core.gateway import build_gateway_keys
+    from core.settings import Settings
+
+    try:
+        settings = Settings()
+        keys = build_gateway_keys(settings)
+    except (ValidationError, ValueError, StoreFileError) as exc:
+        print(f"skyrelay: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if not keys.enabled:
+        if not _is_loopback(settings.host) and not settings.allow_unauthenticated:
+            print(
+                f"skyrelay: refusing to bind {settings.host}: no gateway API keys are configured, so anyone who "
+                "can reach it could use your provider credentials. Configure keys (skyrelay keys create) or set "
+                "SKYRELAY_ALLOW_UNAUTHENTICATED=true.",
+                file=sys.stderr,
+            )
+            return 2
+        print("skyrelay: no gateway API keys configured — every caller is accepted", file=sys.stderr)
+
+    import uvicorn
+
+    print(f"skyrelay: serving on http://{settings.host}:{settings.port} "
+          f"({len(keys)} gateway keys, logs to {settings.log_sink})", file=sys.stderr, flush=True)
+    uvicorn.run(
+        "core.asgi:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    return 0
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from core.config.store_file import StoreFileError, load_store_file
+
+    try:
+        document = load_store_file(args.file)
+    except StoreFileError as exc:
+        for error in exc.errors:
+            print(f"{exc.source}: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid ({len(document.gateway_keys)} gateway keys)")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from core.auth.gateway_keys import generate_key, hash_key
+
+    key = generate_key()
+    print(f"key (shown once; give it to the caller): {key}")
+    print("add to the config file under gateway_keys:")
+    print(f"  - id: {args.id}\n    sha256: {hash_key(key)}")
+    return 0
+
+
+def _keys_hash(args: argparse.Namespace) -> int:
+    from core.auth.gateway_keys import hash_key
+
+    key = args.key if args.key is not None else sys.stdin.readline().strip()
+    print(hash_key(key))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skyrelay", description="Self-hosted LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1, or SKYRELAY_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8787, or SKYRELAY_PORT)")
+    serve.add_argument("--config", help="config store file (YAML/JSON), or SKYRELAY_CONFIG")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.set_defaults(func=_serve)
+
+    config = sub.add_parser("config", help="config files").add_subparsers(dest="config_command", required=True)
+    validate = config.add_parser("validate", help="check a config store file and report every error")
+    validate.add_argument("file")
+    validate.set_defaults(func=_config_validate)
+
+    keys = sub.add_parser("keys", help="gateway API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="generate a key and print its digest")
+    create.add_argument("--id", default="my-key", help="the key's public id (appears in logs)")
+    create.set_defaults(func=_keys_create)
+    hash_cmd = keys.add_parser("hash", help="digest of an existing key (from the argument or stdin)")
+    hash_cmd.add_argument("key", nargs="?")
+    hash_cmd.set_defaults(func=_keys_hash)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

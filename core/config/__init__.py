@@ -1,0 +1,1 @@
+"""Portkey-compatible routing configuration: targets, plans and (with the routing issue) the config schema."""

@@ -1,0 +1,1 @@
+"""Routing: the strategy tree a request walks, retries, timeouts and the circuit breaker."""

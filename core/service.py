@@ -1,0 +1,167 @@
+"""The request lifecycle as plain async code, independent of any web framework.
+
+Every entry point (the ASGI app, and through it Lambda, functions-framework and Azure Functions) hands an
+:class:`IncomingCall` to :meth:`GatewayService.handle` and renders the :class:`GatewayResponse` it gets back:
+
+    authenticate → parse → plan → route/call → respond → record
+
+Exactly one log record is submitted per call: for buffered answers before ``handle`` returns, for streams when the
+stream ends — normally, with an error, or because the client went away.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from core.api.openai import parse_request_body
+from core.api.sse import encode_data
+from core.auth.gateway_keys import GatewayKeyStore
+from core.config import headers as h
+from core.config.plan import Planner
+from core.errors import GatewayInternalError, SkyrelayError
+from core.providers.base import Operation, ProviderResult
+from core.routing.attempt import AttemptRunner, CallContext
+from core.telemetry.pipeline import LogPipeline
+from core.telemetry.records import RequestLog
+
+logger = logging.getLogger("skyrelay")
+
+
+@dataclass(slots=True)
+class IncomingCall:
+    operation: Operation
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    query: str = ""
+
+
+@dataclass(slots=True)
+class GatewayResponse:
+    """A rendered answer: ``body`` for buffered responses, ``chunks`` for streams (never both)."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    media_type: str = "application/json"
+
+
+def error_response(error: SkyrelayError, extra_headers: list[tuple[str, str]] | None = None) -> GatewayResponse:
+    headers = list(error.headers.items())
+    if error.gateway_exception:
+        headers.append(("x-portkey-gateway-exception", "true"))
+    if extra_headers:
+        headers.extend(extra_headers)
+    return GatewayResponse(status=error.status, headers=headers, body=orjson.dumps(error.body()))
+
+
+class GatewayService:
+    def __init__(
+        self,
+        *,
+        keys: GatewayKeyStore,
+        planner: Planner,
+        attempts: AttemptRunner,
+        pipeline: LogPipeline,
+    ) -> None:
+        self.keys = keys
+        self.planner = planner
+        self.attempts = attempts
+        self.pipeline = pipeline
+
+    async def handle(self, call: IncomingCall) -> GatewayResponse:
+        headers = call.headers
+        log = RequestLog(
+            method=call.method,
+            route=call.path,
+            trace_id=headers.get("x-portkey-trace-id") or uuid.uuid4().hex,
+            request_headers=dict(headers),
+            operation=call.operation.method,
+        )
+        base_headers = [("x-portkey-trace-id", log.trace_id)]
+        try:
+            log.trace_id = h.trace_id(headers.get("x-portkey-trace-id"), uuid.uuid4)
+            key = self.keys.authenticate(headers.get("x-portkey-api-key"))
+            log.gateway_key_id = key.id if key else None
+            log.metadata = h.metadata(headers.get("x-portkey-metadata"))
+            body = parse_request_body(call.operation, call.body) if call.operation is not Operation.MODELS else {}
+            log.request_body = body
+            log.stream = body.get("stream") is True
+            plan = self.planner.plan(headers, key)
+            ctx = CallContext(
+                operation=call.operation,
+                body=body,
+                raw_body=call.body or None,
+                client_headers=headers,
+                trace_id=log.trace_id,
+                query=call.query,
+                metadata=log.metadata,
+                path=call.path,
+            )
+            target = plan.target
+            log.provider, log.target_path, log.virtual_key = target.provider, target.path, target.virtual_key
+            log.model = str(target.override_params.get("model") or body.get("model") or "") or None
+            log.attempts = 1
+            result = await self.attempts.attempt(target, ctx)
+            portkey_headers = [
+                ("x-portkey-provider", result.provider),
+                ("x-portkey-trace-id", log.trace_id),
+                ("x-portkey-retry-attempt-count", "0"),
+                ("x-portkey-last-used-option-index", target.path),
+                ("x-portkey-cache-status", log.cache_status),
+            ]
+            return self._respond(result, portkey_headers, log)
+        except SkyrelayError as error:
+            return self._fail(log, error, base_headers)
+        except Exception:
+            logger.exception("unhandled error in trace %s", log.trace_id)
+            return self._fail(log, GatewayInternalError("Something went wrong inside the gateway"), base_headers)
+
+    def reject(self, method: str, path: str, headers: Mapping[str, str], error: SkyrelayError) -> GatewayResponse:
+        """An error found before the body could be handed over (size limit, content type); still recorded."""
+        log = RequestLog(method=method, route=path, trace_id=headers.get("x-portkey-trace-id") or uuid.uuid4().hex,
+                         request_headers=dict(headers))
+        return self._fail(log, error, [("x-portkey-trace-id", log.trace_id)])
+
+    def _respond(self, result: ProviderResult, portkey_headers: list[tuple[str, str]], log: RequestLog
+                 ) -> GatewayResponse:
+        headers = [*result.headers, *portkey_headers]
+        if result.chunks is None:
+            log.response_body = result.body
+            log.finish(result.status, "ok" if result.ok else "upstream_error")
+            self.pipeline.submit(log)
+            return GatewayResponse(result.status, headers, body=result.body or b"", media_type=result.media_type)
+        return GatewayResponse(
+            result.status, headers, chunks=self._relay(result, log), media_type=result.media_type
+        )
+
+    async def _relay(self, result: ProviderResult, log: RequestLog) -> AsyncIterator[bytes]:
+        """Forward each chunk as it arrives; record the stream's end however it comes."""
+        assert result.chunks is not None
+        outcome = "client_disconnected"
+        try:
+            async for chunk in result.chunks:
+                log.capture_chunk(chunk)
+                yield chunk
+            outcome = "ok"
+        except SkyrelayError as error:
+            outcome = "stream_error"
+            log.error = error.body()["error"]
+            yield encode_data(error.body())
+        finally:
+            await result.aclose()
+            log.finish(result.status, outcome)
+            self.pipeline.submit(log)
+
+    def _fail(self, log: RequestLog, error: SkyrelayError, headers: list[tuple[str, str]]) -> GatewayResponse:
+        log.error = error.body()["error"]
+        log.finish(error.status, "gateway_error" if error.status >= 500 else "rejected")
+        self.pipeline.submit(log)
+        return error_response(error, headers)

@@ -1,0 +1,96 @@
+"""Gateway settings, read once at start from ``SKYRELAY_*`` environment variables (or a ``.env`` file).
+
+Nothing else in core reads the environment for its own configuration: a composition function
+(:func:`core.gateway.build_gateway`) turns a :class:`Settings` into the gateway's parts and passes them in.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway; each is also ``SKYRELAY_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SKYRELAY_", env_file=".env", extra="ignore")
+
+    # --- serving -------------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `skyrelay serve` binds.")
+    port: int = Field(8787, ge=0, le=65535, description="Port `skyrelay serve` binds.")
+    workers: int = Field(1, ge=1, description="Worker processes for `skyrelay serve`.")
+    allow_unauthenticated: bool = Field(
+        False, description="Allow binding a non-loopback address with no gateway API keys configured."
+    )
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log verbosity.")
+    cors_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS; empty = off.")
+
+    # --- config store and gateway keys ---------------------------------------------------------------------
+    config: str | None = Field(
+        None, description="Config store source: a YAML/JSON file path (gateway keys, saved configs, virtual keys)."
+    )
+    gateway_key_hashes: CommaList = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of gateway API keys (`skyrelay keys hash`), besides those in the config.",
+    )
+
+    # --- upstream HTTP -------------------------------------------------------------------------------------
+    upstream_transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp", description="Client used for provider calls; aiohttp measured fastest (see bench/)."
+    )
+    upstream_connect_timeout_s: float = Field(10.0, gt=0, description="TCP+TLS connect timeout to providers.")
+    upstream_read_timeout_s: float = Field(
+        600.0, gt=0, description="Longest silence between bytes from a provider before the call fails."
+    )
+    upstream_max_connections: int = Field(1000, ge=1, description="Pooled connections across all providers.")
+    ssrf_allow: CommaList = Field(
+        default_factory=lambda: ["localhost", "127.0.0.0/8", "::1"],
+        description="Hosts and CIDRs a custom host may resolve to even though they are private or loopback.",
+    )
+
+    # --- request logs --------------------------------------------------------------------------------------
+    log_sink: str = Field("file://./logs", description="Where request logs go: file://DIR or stdout://.")
+    log_bodies: bool = Field(True, description="Keep request and response bodies in log records.")
+    log_redact_body_fields: CommaList = Field(
+        default_factory=list, description="Body fields (top level, any depth) replaced by [REDACTED] in records."
+    )
+    log_queue_max_records: int = Field(
+        10_000, ge=1, description="Records waiting for the sink; past it new records are dropped, counted and logged."
+    )
+    log_batch_max_records: int = Field(500, ge=1, description="A batch is written at this many records...")
+    log_batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="...or at this many bytes...")
+    log_batch_max_age_s: float = Field(1.0, gt=0, description="...or when its oldest record is this old.")
+    log_flush_timeout_s: float = Field(10.0, gt=0, description="Deadline for the final flush at shutdown.")
+    replica_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Names this process in log object keys and metrics.",
+    )
+
+    _split = field_validator("cors_origins", "gateway_key_hashes", "ssrf_allow", "log_redact_body_fields",
+                             mode="before")(_split_commas)
+
+    @field_validator("gateway_key_hashes")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+                raise ValueError("gateway key hashes must be SHA-256 hex digests (use `skyrelay keys hash`)")
+        return [d.lower() for d in value]

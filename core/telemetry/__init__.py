@@ -1,0 +1,1 @@
+"""Request logs (records, redaction, the pipeline and its sinks), metrics and costs."""
