@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import os
 import sys
@@ -33,16 +34,24 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[name] = str(value)  # workers are separate processes: they read the same environment
 
+    from core.config.sources import ConfigSourceError
     from core.config.store_file import StoreFileError
-    from core.gateway import build_gateway_keys
+    from core.gateway import build_config_store
+    from core.providers.registry import DEFAULT_PROVIDERS
     from core.settings import Settings
 
     try:
         settings = Settings()
-        keys = build_gateway_keys(settings)
-    except (ValidationError, ValueError, StoreFileError) as exc:
+        store = build_config_store(settings, set(DEFAULT_PROVIDERS))
+        asyncio.run(store.load_initial())
+    except ValidationError as exc:
         print(f"skyrelay: invalid settings: {exc}", file=sys.stderr)
         return 2
+    except (StoreFileError, ConfigSourceError) as exc:
+        for line in getattr(exc, "errors", None) or [str(exc)]:
+            print(f"skyrelay: config store {getattr(exc, 'source', settings.config)}: {line}", file=sys.stderr)
+        return 2
+    keys = store.snapshot.keys
     if not keys.enabled:
         if not _is_loopback(settings.host) and not settings.allow_unauthenticated:
             print(
@@ -76,14 +85,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _config_validate(args: argparse.Namespace) -> int:
     from core.config.store_file import StoreFileError, load_store_file
+    from core.providers.registry import DEFAULT_PROVIDERS
 
     try:
-        document = load_store_file(args.file)
+        document = load_store_file(args.file, set(DEFAULT_PROVIDERS))
     except StoreFileError as exc:
         for error in exc.errors:
             print(f"{exc.source}: {error}", file=sys.stderr)
         return 1
-    print(f"{args.file}: valid ({len(document.gateway_keys)} gateway keys)")
+    print(f"{args.file}: valid ({len(document.gateway_keys)} gateway keys, {len(document.configs)} configs, "
+          f"{len(document.virtual_keys)} virtual keys)")
     return 0
 
 

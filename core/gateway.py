@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core import __version__
-from core.auth.gateway_keys import GatewayKey, GatewayKeyStore
+from core.auth.gateway_keys import GatewayKey
 from core.config.plan import Planner
+from core.config.sources import open_source
+from core.config.store import ConfigStore
 from core.providers.registry import ProviderDeps, ProviderRegistry
 from core.routing.attempt import AttemptRunner
+from core.routing.breaker import Breaker, BreakerSettings, MemoryBreaker
+from core.routing.clock import Clock, SystemClock
+from core.routing.executor import Executor
 from core.security.ssrf import SsrfGuard
 from core.service import GatewayService
 from core.settings import Settings
@@ -32,12 +37,16 @@ class Gateway:
     upstream: UpstreamClient
     registry: ProviderRegistry
     guard: SsrfGuard
+    store: ConfigStore
+    breaker: Breaker
     version: str = __version__
-    _started: bool = False
+    _started: bool = field(default=False, repr=False)
 
     async def startup(self) -> None:
         if self._started:
             return
+        await self.store.load_initial()
+        self.store.start()
         self.pipeline.start()
         self._started = True
 
@@ -45,6 +54,7 @@ class Gateway:
         if not self._started:
             return
         self._started = False
+        await self.store.aclose()
         await self.pipeline.aclose(self.settings.log_flush_timeout_s)
         await self.upstream.aclose()
 
@@ -56,27 +66,35 @@ class Gateway:
                                   "pending": self.pipeline.pending}
         except OSError as exc:
             checks["log_sink"] = {"status": "failing", "error": type(exc).__name__}
+        if self.store.source is not None:
+            checks["config_store"] = {
+                "status": "ok", "source": self.store.source.describe(), "version": self.store.snapshot.version,
+                "reload_failures": self.store.stats.failures, "last_error": self.store.stats.last_error,
+            }
         ready = all(c["status"] == "ok" for c in checks.values())
-        return {"status": "ready" if ready else "not_ready", "checks": checks}
+        return {"status": "ready" if ready else "not_ready", "checks": checks,
+                "circuits": self.breaker.snapshot()}
 
 
-def build_gateway_keys(settings: Settings) -> GatewayKeyStore:
-    """Keys from settings (ids ``key-<digest prefix>``) plus the config file's ``gateway_keys``."""
-    keys = [GatewayKey.from_hex(f"key-{d[:8]}", d) for d in settings.gateway_key_hashes]
-    if settings.config:
-        from core.config.store_file import load_store_file
+def settings_keys(settings: Settings) -> list[GatewayKey]:
+    """Keys given directly in settings (ids ``key-<digest prefix>``), besides the config store's."""
+    return [GatewayKey.from_hex(f"key-{d[:8]}", d) for d in settings.gateway_key_hashes]
 
-        document = load_store_file(settings.config)
-        keys.extend(GatewayKey.from_hex(k.id, k.sha256, k.configs, k.virtual_keys) for k in document.gateway_keys)
-    return GatewayKeyStore(keys)
+
+def build_config_store(settings: Settings, provider_ids: set[str]) -> ConfigStore:
+    source = open_source(settings.config) if settings.config else None
+    return ConfigStore(source, extra_keys=settings_keys(settings), provider_ids=provider_ids,
+                       poll_interval_s=settings.config_poll_interval_s)
 
 
 def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = None,
-                  upstream: UpstreamClient | None = None) -> Gateway:
+                  upstream: UpstreamClient | None = None, clock: Clock | None = None) -> Gateway:
     settings = settings or Settings()
+    clock = clock or SystemClock()
     guard = SsrfGuard(settings.ssrf_allow)
     upstream = upstream or create_upstream_client(settings, guard)
     registry = ProviderRegistry(ProviderDeps(upstream=upstream, guard=guard, settings=settings))
+    store = build_config_store(settings, set(registry.ids()))
     pipeline = LogPipeline(
         sink or open_sink(settings.log_sink, replica=settings.replica_id),
         replica=settings.replica_id,
@@ -87,11 +105,22 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
         batch_max_bytes=settings.log_batch_max_bytes,
         batch_max_age_s=settings.log_batch_max_age_s,
     )
+    breaker = MemoryBreaker(
+        BreakerSettings(
+            enabled=settings.breaker_enabled,
+            failure_threshold=settings.breaker_failure_threshold,
+            error_rate_threshold=settings.breaker_error_rate,
+            min_calls=settings.breaker_min_calls,
+            window_s=settings.breaker_window_s,
+            cooldown_s=settings.breaker_cooldown_s,
+        ),
+        clock,
+    )
     service = GatewayService(
-        keys=build_gateway_keys(settings),
-        planner=Planner(registry, guard),
-        attempts=AttemptRunner(registry, guard),
+        store=store,
+        planner=Planner(registry, guard, store),
+        executor=Executor(AttemptRunner(registry, guard), breaker, clock),
         pipeline=pipeline,
     )
     return Gateway(settings=settings, service=service, pipeline=pipeline, upstream=upstream, registry=registry,
-                   guard=guard)
+                   guard=guard, store=store, breaker=breaker)

@@ -3,7 +3,7 @@
 Every entry point (the ASGI app, and through it Lambda, functions-framework and Azure Functions) hands an
 :class:`IncomingCall` to :meth:`GatewayService.handle` and renders the :class:`GatewayResponse` it gets back:
 
-    authenticate → parse → plan → route/call → respond → record
+    authenticate → parse → plan → route (strategies, retries, breaker, attempts) → respond → record
 
 Exactly one log record is submitted per call: for buffered answers before ``handle`` returns, for streams when the
 stream ends — normally, with an error, or because the client went away.
@@ -20,12 +20,13 @@ import orjson
 
 from core.api.openai import parse_request_body
 from core.api.sse import encode_data
-from core.auth.gateway_keys import GatewayKeyStore
 from core.config import headers as h
 from core.config.plan import Planner
+from core.config.store import ConfigStore
 from core.errors import GatewayInternalError, SkyrelayError
 from core.providers.base import Operation, ProviderResult
-from core.routing.attempt import AttemptRunner, CallContext
+from core.routing.attempt import CallContext
+from core.routing.executor import Executor, Outcome, RunStats
 from core.telemetry.pipeline import LogPipeline
 from core.telemetry.records import RequestLog
 
@@ -63,17 +64,10 @@ def error_response(error: SkyrelayError, extra_headers: list[tuple[str, str]] | 
 
 
 class GatewayService:
-    def __init__(
-        self,
-        *,
-        keys: GatewayKeyStore,
-        planner: Planner,
-        attempts: AttemptRunner,
-        pipeline: LogPipeline,
-    ) -> None:
-        self.keys = keys
+    def __init__(self, *, store: ConfigStore, planner: Planner, executor: Executor, pipeline: LogPipeline) -> None:
+        self.store = store
         self.planner = planner
-        self.attempts = attempts
+        self.executor = executor
         self.pipeline = pipeline
 
     async def handle(self, call: IncomingCall) -> GatewayResponse:
@@ -85,16 +79,17 @@ class GatewayService:
             request_headers=dict(headers),
             operation=call.operation.method,
         )
-        base_headers = [("x-portkey-trace-id", log.trace_id)]
+        trace_header = [("x-portkey-trace-id", log.trace_id)]
         try:
-            log.trace_id = h.trace_id(headers.get("x-portkey-trace-id"), uuid.uuid4)
-            key = self.keys.authenticate(headers.get("x-portkey-api-key"))
+            h.trace_id(headers.get("x-portkey-trace-id"), uuid.uuid4)
+            key = self.store.snapshot.keys.authenticate(headers.get("x-portkey-api-key"))
             log.gateway_key_id = key.id if key else None
             log.metadata = h.metadata(headers.get("x-portkey-metadata"))
             body = parse_request_body(call.operation, call.body) if call.operation is not Operation.MODELS else {}
             log.request_body = body
             log.stream = body.get("stream") is True
-            plan = self.planner.plan(headers, key)
+            plan = self.planner.plan(headers, body, key)
+            log.extra["config_id"] = plan.config_id
             ctx = CallContext(
                 operation=call.operation,
                 body=body,
@@ -105,24 +100,16 @@ class GatewayService:
                 metadata=log.metadata,
                 path=call.path,
             )
-            target = plan.target
-            log.provider, log.target_path, log.virtual_key = target.provider, target.path, target.virtual_key
-            log.model = str(target.override_params.get("model") or body.get("model") or "") or None
-            log.attempts = 1
-            result = await self.attempts.attempt(target, ctx)
-            portkey_headers = [
-                ("x-portkey-provider", result.provider),
-                ("x-portkey-trace-id", log.trace_id),
-                ("x-portkey-retry-attempt-count", "0"),
-                ("x-portkey-last-used-option-index", target.path),
-                ("x-portkey-cache-status", log.cache_status),
-            ]
-            return self._respond(result, portkey_headers, log)
+            stats = RunStats()
+            outcome = await self.executor.execute(plan, ctx, stats)
+            log.attempts, log.retry_attempts = stats.attempts, stats.retries
+            log.extra["fallbacks"] = stats.fallbacks
+            return self._respond(outcome, log, body.get("model"))
         except SkyrelayError as error:
-            return self._fail(log, error, base_headers)
+            return self._fail(log, error, trace_header)
         except Exception:
             logger.exception("unhandled error in trace %s", log.trace_id)
-            return self._fail(log, GatewayInternalError("Something went wrong inside the gateway"), base_headers)
+            return self._fail(log, GatewayInternalError("Something went wrong inside the gateway"), trace_header)
 
     def reject(self, method: str, path: str, headers: Mapping[str, str], error: SkyrelayError) -> GatewayResponse:
         """An error found before the body could be handed over (size limit, content type); still recorded."""
@@ -130,17 +117,29 @@ class GatewayService:
                          request_headers=dict(headers))
         return self._fail(log, error, [("x-portkey-trace-id", log.trace_id)])
 
-    def _respond(self, result: ProviderResult, portkey_headers: list[tuple[str, str]], log: RequestLog
-                 ) -> GatewayResponse:
+    def _respond(self, outcome: Outcome, log: RequestLog, requested_model: object) -> GatewayResponse:
+        target = outcome.node.target
+        assert target is not None
+        log.provider, log.target_path, log.virtual_key = target.provider, target.path, target.virtual_key
+        log.model = str(target.override_params.get("model") or requested_model or "") or None
+        portkey_headers = [
+            ("x-portkey-provider", target.provider),
+            ("x-portkey-trace-id", log.trace_id),
+            ("x-portkey-retry-attempt-count", str(outcome.retry_count)),
+            ("x-portkey-last-used-option-index", target.path),
+            ("x-portkey-cache-status", log.cache_status),
+        ]
+        if outcome.error is not None:
+            return self._fail(log, outcome.error, portkey_headers)
+        result = outcome.result
+        assert result is not None
         headers = [*result.headers, *portkey_headers]
         if result.chunks is None:
             log.response_body = result.body
             log.finish(result.status, "ok" if result.ok else "upstream_error")
             self.pipeline.submit(log)
             return GatewayResponse(result.status, headers, body=result.body or b"", media_type=result.media_type)
-        return GatewayResponse(
-            result.status, headers, chunks=self._relay(result, log), media_type=result.media_type
-        )
+        return GatewayResponse(result.status, headers, chunks=self._relay(result, log), media_type=result.media_type)
 
     async def _relay(self, result: ProviderResult, log: RequestLog) -> AsyncIterator[bytes]:
         """Forward each chunk as it arrives; record the stream's end however it comes."""

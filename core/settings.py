@@ -45,7 +45,11 @@ class Settings(BaseSettings):
 
     # --- config store and gateway keys ---------------------------------------------------------------------
     config: str | None = Field(
-        None, description="Config store source: a YAML/JSON file path (gateway keys, saved configs, virtual keys)."
+        None,
+        description="Config store: a YAML/JSON file, s3://, gs://, an Azure Blob URL or an https:// control-plane URL.",
+    )
+    config_poll_interval_s: float = Field(
+        30.0, ge=0, description="How often the config store source is checked for a new version (0 = never)."
     )
     gateway_key_hashes: CommaList = Field(
         default_factory=list,
@@ -65,6 +69,16 @@ class Settings(BaseSettings):
         default_factory=lambda: ["localhost", "127.0.0.0/8", "::1"],
         description="Hosts and CIDRs a custom host may resolve to even though they are private or loopback.",
     )
+
+    # --- routing --------------------------------------------------------------------------------------------
+    breaker_enabled: bool = Field(True, description="Open a target's circuit when it keeps failing.")
+    breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a circuit.")
+    breaker_error_rate: float = Field(
+        0.5, gt=0, le=1, description="Failure ratio over the window that opens a circuit (with enough calls)."
+    )
+    breaker_min_calls: int = Field(20, ge=1, description="Calls in the window before the error rate counts.")
+    breaker_window_s: float = Field(60.0, gt=0, description="The error-rate window.")
+    breaker_cooldown_s: float = Field(30.0, gt=0, description="How long an open circuit waits before one probe.")
 
     # --- request logs --------------------------------------------------------------------------------------
     log_sink: str = Field("file://./logs", description="Where request logs go: file://DIR or stdout://.")

@@ -153,7 +153,7 @@ class LogPipeline:
             except asyncio.CancelledError:
                 self._requeue(batch)
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any sink failure is retried; each SDK raises its own types
                 self.stats.failed_writes += 1
                 logger.warning("log sink %s failed (%s); retrying in %.1fs", self.sink.describe(),
                                type(exc).__name__, backoff)

@@ -75,6 +75,7 @@ class FakeOpenAI:
         self.chunk_gate: threading.Event | None = None
         self.chunk_delay_s = 0.0
         self.stream_cancelled = threading.Event()
+        self.always_status: int | None = None
         self._lock = threading.Lock()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -104,6 +105,7 @@ class FakeOpenAI:
             self.scripts.clear()
         self.chunk_gate = None
         self.chunk_delay_s = 0.0
+        self.always_status: int | None = None
         self.stream_cancelled.clear()
 
     async def _record(self, request: web.Request) -> Any:
@@ -125,8 +127,15 @@ class FakeOpenAI:
         return web.Response(status=script.status, body=payload, headers={"content-type": "application/json",
                                                                          **script.headers})
 
+    def fail_always(self, status: int) -> None:
+        """Answer every request with ``status`` until :meth:`reset` (a provider outage)."""
+        self.always_status = status
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
+        if self.always_status is not None:
+            return web.json_response({"error": {"message": f"outage {self.always_status}", "type": "server_error",
+                                                "param": None, "code": None}}, status=self.always_status)
         script = self._next_script()
         if script is not None:
             return await self._scripted(script)

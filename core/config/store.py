@@ -1,0 +1,143 @@
+"""The config store at run time: an immutable snapshot (gateway keys, saved configs, virtual keys) swapped whole
+when a new, valid document arrives. A bad or unreachable update never replaces the last good snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.auth.gateway_keys import GatewayKey, GatewayKeyStore
+from core.config.schema import TargetConfig
+from core.config.secrets import SecretResolutionError, describe_ref, is_secret_ref, resolve_secret
+from core.config.sources import ConfigSource, ConfigSourceError
+from core.config.store_file import StoreDocument, StoreFileError, parse_document_text
+
+logger = logging.getLogger("skyrelay.config")
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    """A provider profile with its secrets resolved (never logged: only ``name`` appears in records)."""
+
+    name: str
+    provider: str
+    api_key: str | None = None
+    custom_host: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    keys: GatewayKeyStore
+    configs: Mapping[str, TargetConfig] = field(default_factory=dict)
+    virtual_keys: Mapping[str, VirtualKey] = field(default_factory=dict)
+    version: str | None = None
+
+
+def _resolve(value: Any, where: str, errors: list[str]) -> Any:
+    if not is_secret_ref(value):
+        return value
+    try:
+        return resolve_secret(value)
+    except SecretResolutionError as exc:
+        errors.append(f"{where}: {describe_ref(value)}: {exc}")
+        return None
+
+
+def build_snapshot(document: StoreDocument, extra_keys: Iterable[GatewayKey] = (), version: str | None = None,
+                   source: str = "config") -> StoreSnapshot:
+    """Resolve every secret reference now (not per request); any failure rejects the whole document."""
+    errors: list[str] = []
+    virtual_keys: dict[str, VirtualKey] = {}
+    for name, entry in document.virtual_keys.items():
+        options = {k: _resolve(v, f"virtual_keys.{name}.{k}", errors) for k, v in entry.options().items()}
+        api_key = _resolve(entry.api_key, f"virtual_keys.{name}.api_key", errors) if entry.api_key else None
+        virtual_keys[name] = VirtualKey(name=name, provider=entry.provider, api_key=api_key,
+                                        custom_host=entry.custom_host, options=options)
+    if errors:
+        raise StoreFileError(source, errors)
+    keys = [*extra_keys, *(GatewayKey.from_hex(k.id, k.sha256, k.configs, k.virtual_keys)
+                           for k in document.gateway_keys)]
+    return StoreSnapshot(keys=GatewayKeyStore(keys), configs=document.parsed_configs(),
+                         virtual_keys=virtual_keys, version=version)
+
+
+@dataclass(slots=True)
+class StoreStats:
+    reloads: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class ConfigStore:
+    """Holds the current snapshot; ``start`` polls the source (owned task, cancelled by ``aclose``)."""
+
+    def __init__(self, source: ConfigSource | None, *, extra_keys: Iterable[GatewayKey] = (),
+                 provider_ids: set[str] | None = None, poll_interval_s: float = 30.0) -> None:
+        self._source = source
+        self._extra_keys = tuple(extra_keys)
+        self._provider_ids = provider_ids
+        self._poll_interval_s = poll_interval_s
+        self._version: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.stats = StoreStats()
+        self.snapshot = StoreSnapshot(keys=GatewayKeyStore(self._extra_keys))
+
+    @property
+    def source(self) -> ConfigSource | None:
+        return self._source
+
+    async def load_initial(self) -> None:
+        """The first load: with no last good document to fall back on, any failure is raised (start-up fails)."""
+        if self._source is None:
+            return
+        text, version = await self._source.fetch(None)
+        assert text is not None
+        document = parse_document_text(text, self._source.describe(), self._provider_ids)
+        self.snapshot = await asyncio.to_thread(build_snapshot, document, self._extra_keys, version,
+                                                self._source.describe())
+        self._version = version
+
+    async def refresh(self) -> bool:
+        """Fetch once; True when a new document was installed. Failures keep the last good snapshot."""
+        if self._source is None:
+            return False
+        try:
+            text, version = await self._source.fetch(self._version)
+            if text is None:
+                return False
+            document = parse_document_text(text, self._source.describe(), self._provider_ids)
+            snapshot = await asyncio.to_thread(build_snapshot, document, self._extra_keys, version,
+                                               self._source.describe())
+        except (ConfigSourceError, StoreFileError) as exc:
+            self.stats.failures += 1
+            self.stats.last_error = str(exc)
+            logger.warning("config store not updated, keeping version %s: %s", self._version, exc)
+            return False
+        self.snapshot, self._version = snapshot, version
+        self.stats.reloads += 1
+        self.stats.last_error = None
+        logger.info("config store updated from %s (version %s)", self._source.describe(), version)
+        return True
+
+    def start(self) -> None:
+        if self._source is not None and self._poll_interval_s > 0 and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._poll(), name="skyrelay-config-poller")
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval_s)
+            await self.refresh()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
