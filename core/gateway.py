@@ -8,17 +8,24 @@ from typing import Any
 
 from core import __version__
 from core.auth.gateway_keys import GatewayKey
+from core.cache.backends import CacheBackend, MemoryCache, RedisCache
+from core.cache.response_cache import ResponseCache
+from core.config.cached_source import RedisCachedSource
 from core.config.plan import Planner
-from core.config.sources import open_source
+from core.config.sources import ConfigSource, FileSource, open_source
 from core.config.store import ConfigStore
 from core.providers.registry import ProviderDeps, ProviderRegistry
+from core.ratelimit.base import RateLimiter
+from core.ratelimit.limiters import MemoryRateLimiter, RedisRateLimiter
 from core.routing.attempt import AttemptRunner
 from core.routing.breaker import Breaker, BreakerSettings, MemoryBreaker
 from core.routing.clock import Clock, SystemClock
 from core.routing.executor import Executor
+from core.routing.redis_breaker import RedisBreaker
 from core.security.ssrf import SsrfGuard
 from core.service import GatewayService
 from core.settings import Settings
+from core.state.redis import RedisState, RedisUnavailable
 from core.telemetry.pipeline import LogPipeline
 from core.telemetry.sinks import open_sink
 from core.telemetry.sinks.base import LogSink
@@ -39,6 +46,8 @@ class Gateway:
     guard: SsrfGuard
     store: ConfigStore
     breaker: Breaker
+    cache: ResponseCache
+    redis: RedisState | None = None
     version: str = __version__
     _started: bool = field(default=False, repr=False)
 
@@ -55,8 +64,12 @@ class Gateway:
             return
         self._started = False
         await self.store.aclose()
+        await self.service.aclose()
+        await self.cache.aclose()
         await self.pipeline.aclose(self.settings.log_flush_timeout_s)
         await self.upstream.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -71,6 +84,13 @@ class Gateway:
                 "status": "ok", "source": self.store.source.describe(), "version": self.store.snapshot.version,
                 "reload_failures": self.store.stats.failures, "last_error": self.store.stats.last_error,
             }
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+                checks["redis"] = {"status": "ok", "url": self.redis.url_for_humans}
+            except RedisUnavailable as exc:
+                # Degraded, not unready: every Redis feature has a local fallback.
+                checks["redis"] = {"status": "ok", "degraded": True, "error": str(exc)}
         ready = all(c["status"] == "ok" for c in checks.values())
         return {"status": "ready" if ready else "not_ready", "checks": checks,
                 "circuits": self.breaker.snapshot()}
@@ -81,10 +101,19 @@ def settings_keys(settings: Settings) -> list[GatewayKey]:
     return [GatewayKey.from_hex(f"key-{d[:8]}", d) for d in settings.gateway_key_hashes]
 
 
-def build_config_store(settings: Settings, provider_ids: set[str]) -> ConfigStore:
-    source = open_source(settings.config) if settings.config else None
+def build_config_store(settings: Settings, provider_ids: set[str], redis: RedisState | None = None) -> ConfigStore:
+    source: ConfigSource | None = open_source(settings.config) if settings.config else None
+    if source is not None and redis is not None and not isinstance(source, FileSource):
+        source = RedisCachedSource(source, redis, ttl_s=max(5.0, settings.config_poll_interval_s))
     return ConfigStore(source, extra_keys=settings_keys(settings), provider_ids=provider_ids,
                        poll_interval_s=settings.config_poll_interval_s)
+
+
+def build_redis(settings: Settings) -> RedisState | None:
+    if not settings.redis_url:
+        return None
+    return RedisState(settings.redis_url, cluster=settings.redis_cluster, timeout_ms=settings.redis_timeout_ms,
+                      password=settings.redis_password, retry_interval_s=settings.redis_retry_interval_s)
 
 
 def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = None,
@@ -94,7 +123,8 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
     guard = SsrfGuard(settings.ssrf_allow)
     upstream = upstream or create_upstream_client(settings, guard)
     registry = ProviderRegistry(ProviderDeps(upstream=upstream, guard=guard, settings=settings))
-    store = build_config_store(settings, set(registry.ids()))
+    redis = build_redis(settings)
+    store = build_config_store(settings, set(registry.ids()), redis)
     pipeline = LogPipeline(
         sink or open_sink(settings.log_sink, replica=settings.replica_id),
         replica=settings.replica_id,
@@ -105,22 +135,33 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
         batch_max_bytes=settings.log_batch_max_bytes,
         batch_max_age_s=settings.log_batch_max_age_s,
     )
-    breaker = MemoryBreaker(
-        BreakerSettings(
-            enabled=settings.breaker_enabled,
-            failure_threshold=settings.breaker_failure_threshold,
-            error_rate_threshold=settings.breaker_error_rate,
-            min_calls=settings.breaker_min_calls,
-            window_s=settings.breaker_window_s,
-            cooldown_s=settings.breaker_cooldown_s,
-        ),
-        clock,
+    breaker_settings = BreakerSettings(
+        enabled=settings.breaker_enabled,
+        failure_threshold=settings.breaker_failure_threshold,
+        error_rate_threshold=settings.breaker_error_rate,
+        min_calls=settings.breaker_min_calls,
+        window_s=settings.breaker_window_s,
+        cooldown_s=settings.breaker_cooldown_s,
     )
+    local_breaker = MemoryBreaker(breaker_settings, clock)
+    breaker: Breaker
+    backend: CacheBackend
+    limiter: RateLimiter
+    if redis is not None:
+        breaker = RedisBreaker(redis, breaker_settings, local_breaker)
+        backend = RedisCache(redis)
+        limiter = RedisRateLimiter(redis, fail_open=settings.ratelimit_fail_open)
+    else:
+        breaker, backend, limiter = local_breaker, MemoryCache(settings.cache_memory_max_bytes), MemoryRateLimiter()
+    cache = ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s,
+                          max_entry_bytes=settings.cache_max_entry_bytes)
     service = GatewayService(
         store=store,
         planner=Planner(registry, guard, store),
-        executor=Executor(AttemptRunner(registry, guard), breaker, clock),
+        executor=Executor(AttemptRunner(registry, guard), breaker, clock, cache=cache, limiter=limiter),
         pipeline=pipeline,
+        limiter=limiter,
+        cache=cache,
     )
     return Gateway(settings=settings, service=service, pipeline=pipeline, upstream=upstream, registry=registry,
-                   guard=guard, store=store, breaker=breaker)
+                   guard=guard, store=store, breaker=breaker, cache=cache, redis=redis)

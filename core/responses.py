@@ -43,7 +43,8 @@ class StreamedResponse:
         self.status, self.headers, self.chunks, self.media_type = status, headers, chunks, media_type
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extra = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+        present = {k.lower() for k, _ in self.headers}
+        extra = [(k, v) for k, v in (("cache-control", "no-cache"), ("x-accel-buffering", "no")) if k not in present]
         sender = asyncio.ensure_future(self._send_all(send, extra))
         watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:

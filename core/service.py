@@ -11,6 +11,7 @@ stream ends — normally, with an error, or because the client went away.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -20,11 +21,15 @@ import orjson
 
 from core.api.openai import parse_request_body
 from core.api.sse import encode_data
+from core.api.stream_assembly import assemble_stream
+from core.cache.response_cache import MISS, REFRESH, ResponseCache
 from core.config import headers as h
 from core.config.plan import Planner
 from core.config.store import ConfigStore
 from core.errors import GatewayInternalError, SkyrelayError
 from core.providers.base import Operation, ProviderResult
+from core.ratelimit.base import RateLimiter, Reservation, limited_error
+from core.ratelimit.tokens import estimate_tokens, usage_tokens
 from core.routing.attempt import CallContext
 from core.routing.executor import Executor, Outcome, RunStats
 from core.telemetry.pipeline import LogPipeline
@@ -64,11 +69,15 @@ def error_response(error: SkyrelayError, extra_headers: list[tuple[str, str]] | 
 
 
 class GatewayService:
-    def __init__(self, *, store: ConfigStore, planner: Planner, executor: Executor, pipeline: LogPipeline) -> None:
+    def __init__(self, *, store: ConfigStore, planner: Planner, executor: Executor, pipeline: LogPipeline,
+                 limiter: RateLimiter, cache: ResponseCache | None = None) -> None:
         self.store = store
         self.planner = planner
         self.executor = executor
         self.pipeline = pipeline
+        self.limiter = limiter
+        self.cache = cache
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, call: IncomingCall) -> GatewayResponse:
         headers = call.headers
@@ -88,6 +97,13 @@ class GatewayService:
             body = parse_request_body(call.operation, call.body) if call.operation is not Operation.MODELS else {}
             log.request_body = body
             log.stream = body.get("stream") is True
+            reservations = []
+            if key is not None and key.limits.active:
+                decision, reservation = await self.limiter.acquire(f"key:{key.id}", key.limits, estimate_tokens(body))
+                if not decision.allowed:
+                    raise limited_error(f"gateway key {key.id!r}", decision, key.limits)
+                if reservation is not None:
+                    reservations.append(reservation)
             plan = self.planner.plan(headers, body, key)
             log.extra["config_id"] = plan.config_id
             ctx = CallContext(
@@ -99,12 +115,15 @@ class GatewayService:
                 query=call.query,
                 metadata=log.metadata,
                 path=call.path,
+                cache_namespace=_cache_namespace(key.id if key else "public", headers),
+                cache_force_refresh=headers.get("x-portkey-cache-force-refresh", "").lower() == "true",
+                reservations=reservations,
             )
             stats = RunStats()
             outcome = await self.executor.execute(plan, ctx, stats)
             log.attempts, log.retry_attempts = stats.attempts, stats.retries
             log.extra["fallbacks"] = stats.fallbacks
-            return self._respond(outcome, log, body.get("model"))
+            return self._respond(outcome, log, body.get("model"), ctx.reservations)
         except SkyrelayError as error:
             return self._fail(log, error, trace_header)
         except Exception:
@@ -117,10 +136,12 @@ class GatewayService:
                          request_headers=dict(headers))
         return self._fail(log, error, [("x-portkey-trace-id", log.trace_id)])
 
-    def _respond(self, outcome: Outcome, log: RequestLog, requested_model: object) -> GatewayResponse:
+    def _respond(self, outcome: Outcome, log: RequestLog, requested_model: object,
+                 reservations: list[Reservation]) -> GatewayResponse:
         target = outcome.node.target
         assert target is not None
         log.provider, log.target_path, log.virtual_key = target.provider, target.path, target.virtual_key
+        log.cache_status = outcome.cache_status
         log.model = str(target.override_params.get("model") or requested_model or "") or None
         portkey_headers = [
             ("x-portkey-provider", target.provider),
@@ -130,37 +151,89 @@ class GatewayService:
             ("x-portkey-cache-status", log.cache_status),
         ]
         if outcome.error is not None:
+            self._settle_later(reservations, None)
             return self._fail(log, outcome.error, portkey_headers)
         result = outcome.result
         assert result is not None
         headers = [*result.headers, *portkey_headers]
         if result.chunks is None:
             log.response_body = result.body
+            if reservations:
+                self._settle_later(reservations, _json_or_none(result.body))
             log.finish(result.status, "ok" if result.ok else "upstream_error")
             self.pipeline.submit(log)
             return GatewayResponse(result.status, headers, body=result.body or b"", media_type=result.media_type)
-        return GatewayResponse(result.status, headers, chunks=self._relay(result, log), media_type=result.media_type)
+        return GatewayResponse(result.status, headers, media_type=result.media_type,
+                               chunks=self._relay(result, log, outcome, reservations))
 
-    async def _relay(self, result: ProviderResult, log: RequestLog) -> AsyncIterator[bytes]:
-        """Forward each chunk as it arrives; record the stream's end however it comes."""
+    async def _relay(self, result: ProviderResult, log: RequestLog, outcome: Outcome,
+                     reservations: list[Reservation]) -> AsyncIterator[bytes]:
+        """Forward each chunk as it arrives; record (and cache, and settle) the stream's end however it comes."""
         assert result.chunks is not None
-        outcome = "client_disconnected"
+        ending = "client_disconnected"
         try:
             async for chunk in result.chunks:
                 log.capture_chunk(chunk)
                 yield chunk
-            outcome = "ok"
+            ending = "ok"
         except SkyrelayError as error:
-            outcome = "stream_error"
+            ending = "stream_error"
             log.error = error.body()["error"]
             yield encode_data(error.body())
         finally:
             await result.aclose()
-            log.finish(result.status, outcome)
+            log.finish(result.status, ending)
+            self._after_stream(log, outcome, reservations, complete=ending == "ok")
             self.pipeline.submit(log)
+
+    def _after_stream(self, log: RequestLog, outcome: Outcome, reservations: list[Reservation],
+                      complete: bool) -> None:
+        wants_cache = complete and outcome.cache is not None and outcome.cache_status in (MISS, REFRESH)
+        if not (wants_cache or reservations) or log.stream_chunks is None:
+            self._settle_later(reservations, None)
+            return
+        assembled = None if log.stream_truncated else assemble_stream(log.stream_chunks)
+        log.response_json = assembled
+        if wants_cache and assembled is not None and self.cache is not None and outcome.cache is not None:
+            self.cache.store_later(outcome.cache, log.provider or "", assembled)
+        self._settle_later(reservations, assembled)
+
+    def _settle_later(self, reservations: list[Reservation], response: object) -> None:
+        """Replace reserved token estimates by the real usage (the estimate stands when usage is unknown)."""
+        if not reservations:
+            return
+        actual = usage_tokens(response)
+        if actual is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(reservations, actual))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, reservations: list[Reservation], actual: int) -> None:
+        for reservation in reservations:
+            await self.limiter.settle(reservation, actual)
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _fail(self, log: RequestLog, error: SkyrelayError, headers: list[tuple[str, str]]) -> GatewayResponse:
         log.error = error.body()["error"]
         log.finish(error.status, "gateway_error" if error.status >= 500 else "rejected")
         self.pipeline.submit(log)
         return error_response(error, headers)
+
+
+def _cache_namespace(key_id: str, headers: Mapping[str, str]) -> str:
+    """Entries are per gateway key; ``x-portkey-cache-namespace`` partitions a key's entries further."""
+    extra = headers.get("x-portkey-cache-namespace")
+    return f"{key_id}/{extra}" if extra else key_id
+
+
+def _json_or_none(body: bytes | None) -> object:
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None

@@ -70,6 +70,21 @@ class Settings(BaseSettings):
         description="Hosts and CIDRs a custom host may resolve to even though they are private or loopback.",
     )
 
+    # --- shared state (Redis) -------------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None, description="redis:// or rediss:// (TLS) URL shared by every replica; unset = in-memory state."
+    )
+    redis_cluster: bool = Field(False, description="Use the Redis Cluster client.")
+    redis_password: str | None = Field(None, description="Redis AUTH password when it is not in the URL.")
+    redis_timeout_ms: float = Field(50.0, gt=0, description="Per-command Redis timeout; slower counts as down.")
+    redis_retry_interval_s: float = Field(1.0, gt=0, description="After a Redis failure, local state for this long.")
+    cache_default_ttl_s: float = Field(3600.0, gt=0, description="Cache TTL when a config's cache has no max_age.")
+    cache_max_entry_bytes: int = Field(1024 * 1024, ge=1024, description="Larger answers are not cached.")
+    cache_memory_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="In-memory cache size (no Redis).")
+    ratelimit_fail_open: bool = Field(
+        True, description="When Redis is down, admit requests (true) or refuse them with 503 (false)."
+    )
+
     # --- routing --------------------------------------------------------------------------------------------
     breaker_enabled: bool = Field(True, description="Open a target's circuit when it keeps failing.")
     breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a circuit.")

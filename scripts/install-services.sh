@@ -4,6 +4,8 @@
 set -euo pipefail
 
 need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 if [ "${1:-}" = "bench" ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 fi

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.errors import AuthenticationError
+from core.ratelimit.base import UNLIMITED, Limits
 
 KEY_PREFIX = "sk-sr-"
 
@@ -38,6 +39,7 @@ class GatewayKey:
     digest: bytes
     allowed_configs: frozenset[str] | None = None
     allowed_virtual_keys: frozenset[str] | None = None
+    limits: Limits = UNLIMITED
 
     @classmethod
     def from_hex(
@@ -46,12 +48,14 @@ class GatewayKey:
         hex_digest: str,
         allowed_configs: Iterable[str] | None = None,
         allowed_virtual_keys: Iterable[str] | None = None,
+        limits: Limits | None = None,
     ) -> GatewayKey:
         return cls(
             id=key_id,
             digest=bytes.fromhex(hex_digest),
             allowed_configs=None if allowed_configs is None else frozenset(allowed_configs),
             allowed_virtual_keys=None if allowed_virtual_keys is None else frozenset(allowed_virtual_keys),
+            limits=limits or Limits(),
         )
 
 

@@ -23,6 +23,7 @@ GENERAL_HEADERS = frozenset(
         "x-portkey-metadata", "x-portkey-cache-force-refresh", "x-portkey-strict-open-ai-compliance",
         "x-portkey-cache", "x-portkey-mode", "x-portkey-retry-count", "x-portkey-openai-beta",
         "x-portkey-default-input-guardrails", "x-portkey-default-output-guardrails", "x-portkey-gateway-hops",
+        "x-portkey-cache-namespace",
     }
 )
 

@@ -24,6 +24,7 @@ from core.config.store import ConfigStore, VirtualKey
 from core.config.target import Target
 from core.errors import InvalidRequestError, PermissionDeniedError
 from core.providers.registry import ProviderRegistry, UnknownProviderError
+from core.ratelimit.base import Limits
 from core.routing.retry import MAX_ATTEMPTS, NO_RETRY, RetryPolicy
 from core.security.ssrf import SsrfGuard
 
@@ -183,6 +184,7 @@ class Planner:
             options=options,
             virtual_key=vk.name if vk else None,
             path=path,
+            rate_limits=vk.limits if vk else Limits(),
         )
         return PlanNode(path=path, target=target, weight=1.0 if node.weight is None else node.weight,
                         name=node.name, retry=_retry_policy(inherited.retry), cache=inherited.cache)

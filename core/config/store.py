@@ -15,6 +15,7 @@ from core.config.schema import TargetConfig
 from core.config.secrets import SecretResolutionError, describe_ref, is_secret_ref, resolve_secret
 from core.config.sources import ConfigSource, ConfigSourceError
 from core.config.store_file import StoreDocument, StoreFileError, parse_document_text
+from core.ratelimit.base import UNLIMITED, Limits
 
 logger = logging.getLogger("skyrelay.config")
 
@@ -28,6 +29,7 @@ class VirtualKey:
     api_key: str | None = None
     custom_host: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    limits: Limits = UNLIMITED
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,13 @@ def build_snapshot(document: StoreDocument, extra_keys: Iterable[GatewayKey] = (
     for name, entry in document.virtual_keys.items():
         options = {k: _resolve(v, f"virtual_keys.{name}.{k}", errors) for k, v in entry.options().items()}
         api_key = _resolve(entry.api_key, f"virtual_keys.{name}.api_key", errors) if entry.api_key else None
+        limits = entry.rate_limits.limits() if entry.rate_limits else Limits()
         virtual_keys[name] = VirtualKey(name=name, provider=entry.provider, api_key=api_key,
-                                        custom_host=entry.custom_host, options=options)
+                                        custom_host=entry.custom_host, options=options, limits=limits)
     if errors:
         raise StoreFileError(source, errors)
-    keys = [*extra_keys, *(GatewayKey.from_hex(k.id, k.sha256, k.configs, k.virtual_keys)
+    keys = [*extra_keys, *(GatewayKey.from_hex(k.id, k.sha256, k.configs, k.virtual_keys,
+                                               k.rate_limits.limits() if k.rate_limits else None)
                            for k in document.gateway_keys)]
     return StoreSnapshot(keys=GatewayKeyStore(keys), configs=document.parsed_configs(),
                          virtual_keys=virtual_keys, version=version)

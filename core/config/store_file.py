@@ -25,7 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.config.schema import TargetConfig, parse_config
 from core.config.secrets import SECRET_REF_KINDS, is_secret_ref
 from core.errors import InvalidConfigError
+from core.ratelimit.base import Limits
 from core.telemetry.redaction import is_secret_field
+
+
+class RateLimitsEntry(BaseModel):
+    """Requests and tokens per minute; absent = unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+    def limits(self) -> Limits:
+        return Limits(rpm=self.rpm, tpm=self.tpm)
 
 
 class GatewayKeyEntry(BaseModel):
@@ -35,6 +48,7 @@ class GatewayKeyEntry(BaseModel):
     sha256: str
     configs: list[str] | None = None
     virtual_keys: list[str] | None = None
+    rate_limits: RateLimitsEntry | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -54,6 +68,7 @@ class VirtualKeyEntry(BaseModel):
     api_key: dict[str, Any] | None = None
     custom_host: str | None = None
     description: str | None = None
+    rate_limits: RateLimitsEntry | None = None
 
     @field_validator("api_key")
     @classmethod

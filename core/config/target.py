@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.ratelimit.base import UNLIMITED, Limits
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -25,6 +27,7 @@ class Target:
     options: Mapping[str, Any] = field(default_factory=dict)
     virtual_key: str | None = None
     path: str = "config"
+    rate_limits: Limits = UNLIMITED
 
     def option(self, name: str, default: Any = None) -> Any:
         value = self.options.get(name)

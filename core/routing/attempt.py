@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.api.openai import require_model
@@ -14,6 +14,7 @@ from core.config.target import Target
 from core.errors import RequestTimeoutError, UpstreamConnectionError
 from core.providers.base import Operation, ProviderRequest, ProviderResult
 from core.providers.registry import ProviderRegistry
+from core.ratelimit.base import Reservation
 from core.security.ssrf import SsrfGuard
 from core.transport.base import TransportConnectError, TransportError, TransportTimeout
 
@@ -30,6 +31,9 @@ class CallContext:
     query: str = ""
     metadata: dict[str, Any] | None = None
     path: str = ""
+    cache_namespace: str = "public"
+    cache_force_refresh: bool = False
+    reservations: list[Reservation] = field(default_factory=list)
 
 
 def prepare_body(ctx: CallContext, target: Target) -> tuple[dict[str, Any], bytes | None]:

@@ -7,7 +7,8 @@ open ──(cool-down elapsed: one probe allowed)──▶ half-open ──(prob
 Failures are answers that say the target is unhealthy: 5xx, 429, per-attempt timeouts and connection errors. Other
 4xx answers mean the target works (the request was wrong), so they count as successes. A healthy target keeps no
 state at all: its calls are counted from its first failure on, so the hot path of a healthy gateway pays nothing.
-State lives behind the :class:`Breaker` protocol: this module keeps it in memory for one process; the Redis issue shares it across replicas.
+State lives behind the :class:`Breaker` protocol: this module keeps it in memory for one process;
+:mod:`core.routing.redis_breaker` shares it across replicas.
 """
 
 from __future__ import annotations

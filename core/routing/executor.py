@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.cache.response_cache import DISABLED, CacheLookup, ResponseCache
 from core.config.plan import Plan, PlanNode
 from core.config.target import Target
 from core.errors import GatewayInternalError, SkyrelayError, UpstreamConnectionError
 from core.providers.base import ProviderResult
-from core.routing.attempt import AttemptRunner, CallContext
+from core.ratelimit.base import RateLimiter, limited_error
+from core.ratelimit.tokens import estimate_tokens
+from core.routing.attempt import AttemptRunner, CallContext, prepare_body
 from core.routing.breaker import Breaker
 from core.routing.clock import Clock
 from core.routing.retry import RETRY_AFTER_BUDGET_S, retry_after_s
@@ -50,6 +53,11 @@ class Outcome:
     result: ProviderResult | None = None
     error: SkyrelayError | None = None
     retry_count: int = 0
+    cache: CacheLookup | None = None
+
+    @property
+    def cache_status(self) -> str:
+        return self.cache.status if self.cache is not None else DISABLED
 
     @property
     def status(self) -> int:
@@ -80,9 +88,12 @@ class RunStats:
 
 class Executor:
     def __init__(self, attempts: AttemptRunner, breaker: Breaker, clock: Clock,
-                 strategies: dict[str, Strategy] | None = None, rand: Callable[[], float] = random.random) -> None:
+                 strategies: dict[str, Strategy] | None = None, rand: Callable[[], float] = random.random,
+                 cache: ResponseCache | None = None, limiter: RateLimiter | None = None) -> None:
         self._attempts = attempts
         self._breaker = breaker
+        self._cache = cache
+        self._limiter = limiter
         self._clock = clock
         self._strategies = strategies or default_strategies(rand)
         self._rand = rand
@@ -112,6 +123,31 @@ class Executor:
         return node.target is None or not self._breaker.is_open(breaker_key(node.target, ctx))
 
     async def _leaf(self, node: PlanNode, target: Target, ctx: CallContext, stats: RunStats) -> Outcome:
+        """Cache lookup, the virtual key's rate limit, then attempts with retries under the breaker."""
+        lookup: CacheLookup | None = None
+        if self._cache is not None and node.cache is not None:
+            body, _ = prepare_body(ctx, target)
+            lookup = await self._cache.lookup(node.cache, ctx.cache_namespace, target, ctx.operation, body,
+                                              ctx.cache_force_refresh)
+            if lookup is not None and lookup.result is not None:
+                return Outcome(node, result=lookup.result, cache=lookup)
+        if self._limiter is not None and target.rate_limits.active:
+            decision, reservation = await self._limiter.acquire(
+                f"vk:{target.virtual_key}", target.rate_limits, estimate_tokens(prepare_body(ctx, target)[0]))
+            if not decision.allowed:
+                return Outcome(node, error=limited_error(f"virtual key {target.virtual_key!r}", decision,
+                                                         target.rate_limits))
+            if reservation is not None:
+                ctx.reservations.append(reservation)
+        outcome = await self._attempts_with_retries(node, target, ctx, stats)
+        outcome.cache = lookup
+        if lookup is not None and outcome.ok and outcome.result is not None and outcome.result.body is not None:
+            assert self._cache is not None
+            self._cache.store_later(lookup, outcome.result.provider, outcome.result.body)
+        return outcome
+
+    async def _attempts_with_retries(self, node: PlanNode, target: Target, ctx: CallContext, stats: RunStats
+                                     ) -> Outcome:
         policy = node.retry
         key = breaker_key(target, ctx)
         waited_for_retry_after = 0.0

@@ -1,0 +1,1 @@
+"""Shared state across replicas (Redis), with the in-memory fallbacks each feature degrades to."""
