@@ -7,9 +7,12 @@ are relayed unchanged; only errors are reshaped into the provider error form.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Mapping
+
 from core.providers.base import Operation, ProviderBase, ProviderRequest, ProviderResult
 from core.providers.http import error_result, forwarded_headers, passthrough_headers, streamed_result
 from core.providers.registry import ProviderDeps
+from core.transport.base import UpstreamResponse
 
 #: Client headers with an OpenAI meaning, and the Portkey aliases that set them.
 _OPENAI_HEADERS = {
@@ -21,6 +24,16 @@ _OPTION_HEADERS = {"openai-organization": "openai_organization", "openai-project
 
 
 class OpenAIProvider(ProviderBase):
+    """The pass-through call. Hosts that speak OpenAI's format behind another URL scheme or auth (Azure OpenAI)
+    subclass it and override the hooks: ``_url``, ``_exchange`` (auth), ``_body``, ``_stream_chunks``,
+    ``_response_body`` and ``_map_error``.
+    """
+
+    #: Client headers with an OpenAI meaning that this host receives, and the headers that set them.
+    _client_headers: Mapping[str, tuple[str, ...]] = _OPENAI_HEADERS
+    #: Rewrites a non-2xx body into the provider error shape; None = the generic mapping.
+    _map_error: Callable[[bytes], bytes] | None = None
+
     def __init__(self, *, provider_id: str, deps: ProviderDeps, base_url: str) -> None:
         self.id = provider_id
         self._upstream = deps.upstream
@@ -36,9 +49,7 @@ class OpenAIProvider(ProviderBase):
         headers = forwarded_headers(target.forward_headers, request.client_headers)
         if has_body:
             headers["content-type"] = "application/json"
-        if target.api_key:
-            headers["authorization"] = f"Bearer {target.api_key}"
-        for upstream_name, sources in _OPENAI_HEADERS.items():
+        for upstream_name, sources in self._client_headers.items():
             value = next((request.client_headers[s] for s in sources if s in request.client_headers), None)
             option = _OPTION_HEADERS.get(upstream_name)
             if value is None and option:
@@ -47,24 +58,43 @@ class OpenAIProvider(ProviderBase):
                 headers[upstream_name] = value
         return headers
 
-    async def _call(self, request: ProviderRequest) -> ProviderResult:
+    def _body(self, request: ProviderRequest) -> bytes:
+        return request.encoded_body()
+
+    async def _send(self, request: ProviderRequest, auth: Mapping[str, str]) -> UpstreamResponse:
         has_body = request.operation is not Operation.MODELS
-        response = await self._upstream.send(
+        headers = self._headers(request, has_body=has_body)
+        headers.update(auth)
+        return await self._upstream.send(
             "POST" if has_body else "GET",
             self._url(request),
-            headers=self._headers(request, has_body=has_body),
-            body=request.encoded_body() if has_body else None,
+            headers=headers,
+            body=self._body(request) if has_body else None,
         )
+
+    async def _exchange(self, request: ProviderRequest) -> UpstreamResponse:
+        """Send the call with its authorization: the caller's key as a bearer token."""
+        key = request.target.api_key
+        return await self._send(request, {"authorization": f"Bearer {key}"} if key else {})
+
+    def _stream_chunks(self, request: ProviderRequest, response: UpstreamResponse) -> AsyncIterator[bytes]:
+        return response.iter_chunks()
+
+    def _response_body(self, request: ProviderRequest, body: bytes) -> bytes:
+        return body
+
+    async def _call(self, request: ProviderRequest) -> ProviderResult:
+        response = await self._exchange(request)
         if not 200 <= response.status < 300:
-            return await error_result(self.id, response)
+            return await error_result(self.id, response, self._map_error)
         content_type = response.header("content-type") or ""
         if request.stream and content_type.startswith("text/event-stream"):
-            return streamed_result(self.id, response, response.iter_chunks())
+            return streamed_result(self.id, response, self._stream_chunks(request, response))
         return ProviderResult(
             status=response.status,
             headers=passthrough_headers(response.headers),
             provider=self.id,
-            body=await response.read(),
+            body=self._response_body(request, await response.read()),
             media_type=content_type or "application/json",
         )
 
