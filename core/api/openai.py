@@ -102,6 +102,7 @@ def _require_messages(body: dict[str, Any]) -> None:
 
 _RULES: dict[Operation, tuple[dict[str, Check], Callable[[dict[str, Any]], None]]] = {
     Operation.CHAT: (_CHAT, _require_messages),
+    Operation.COUNT_TOKENS: (_CHAT, _require_messages),
     Operation.COMPLETION: (_COMPLETION, _require_text_input("prompt")),
     Operation.EMBEDDING: (_EMBEDDING, _require_text_input("input")),
 }

@@ -26,6 +26,7 @@ class Operation(enum.Enum):
     COMPLETION = ("completion", "completions")
     EMBEDDING = ("embed", "embeddings")
     MODELS = ("list_models", "models")
+    COUNT_TOKENS = ("count_tokens", "messages/count_tokens")
 
     def __init__(self, method: str, path: str) -> None:
         self.method = method
@@ -70,6 +71,8 @@ class ProviderResult:
     body: bytes | None = None
     chunks: AsyncIterator[bytes] | None = None
     media_type: str = "application/json"
+    #: Facts for the log record only (e.g. which remote gateway served it); never sent to the client.
+    annotations: dict[str, Any] = field(default_factory=dict)
     _closer: Any = field(default=None, repr=False)
 
     @property
@@ -102,6 +105,8 @@ class Provider(Protocol):
 
     async def list_models(self, request: ProviderRequest) -> ProviderResult: ...
 
+    async def count_tokens(self, request: ProviderRequest) -> ProviderResult: ...
+
 
 class ProviderBase:
     """Default methods: every operation unsupported until a subclass serves it."""
@@ -123,6 +128,9 @@ class ProviderBase:
         return self._unsupported(request)
 
     async def list_models(self, request: ProviderRequest) -> ProviderResult:
+        return self._unsupported(request)
+
+    async def count_tokens(self, request: ProviderRequest) -> ProviderResult:
         return self._unsupported(request)
 
 

@@ -47,6 +47,10 @@ DEFAULT_PROVIDERS: dict[str, ProviderSpec] = {
     "openrouter": _openai_compatible("https://openrouter.ai/api/v1"),
     "perplexity-ai": _openai_compatible("https://api.perplexity.ai"),
     "x-ai": _openai_compatible("https://api.x.ai/v1"),
+    "anthropic": ProviderSpec("core.providers.anthropic", "AnthropicProvider"),
+    "bedrock": ProviderSpec("core.providers.bedrock.provider", "BedrockProvider"),
+    "vertex-ai": ProviderSpec("core.providers.vertex.provider", "VertexProvider"),
+    "azure-openai": ProviderSpec("core.providers.azure_openai", "AzureOpenAIProvider"),
 }
 
 
@@ -83,3 +87,10 @@ class ProviderRegistry:
         provider = cls(provider_id=provider_id, deps=self._deps, **spec.kwargs)
         self._built[provider_id] = provider
         return provider
+
+    async def aclose(self) -> None:
+        """Release what built adapters hold beyond the shared client (e.g. an identity pool's session)."""
+        for provider in self._built.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
