@@ -1,6 +1,7 @@
 """Where the config store document comes from, fetched with a version tag so unchanged documents cost nothing.
 
-``open_source(uri)``: a file path (the embedded default), ``s3://bucket/key``, ``gs://bucket/object``,
+``open_source(uri)``: a file path (the embedded default), ``s3://bucket/key``, ``ssm:///parameter-name``,
+``gs://bucket/object``,
 ``https://<account>.blob.core.windows.net/<container>/<blob>``, or any other ``https://`` control-plane URL. Bucket
 sources use each cloud's SDK and the gateway's own identity; the SDKs' standard endpoint variables
 (``AWS_ENDPOINT_URL``, ``STORAGE_EMULATOR_HOST``, an Azure connection string in
@@ -75,6 +76,37 @@ class S3Source:
         except BotoCoreError as exc:
             raise ConfigSourceError(f"{self.describe()}: {type(exc).__name__}") from None
         return answer["Body"].read().decode("utf-8"), answer.get("ETag")
+
+    async def fetch(self, version: str | None) -> tuple[str | None, str | None]:
+        return await asyncio.to_thread(self._fetch, version)
+
+
+class SsmParameterSource:
+    """``ssm:///<name>``: an SSM parameter (SecureString decrypted); its version number is the version tag."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._client: Any = None
+
+    def describe(self) -> str:
+        return f"ssm://{self._name}"
+
+    def _fetch(self, version: str | None) -> tuple[str | None, str | None]:
+        try:
+            import botocore.session
+            from botocore.exceptions import BotoCoreError, ClientError
+        except ImportError:
+            raise ConfigSourceError("install the `[aws]` extra to read the config store from SSM") from None
+        if self._client is None:
+            self._client = botocore.session.get_session().create_client("ssm")
+        try:
+            parameter = self._client.get_parameter(Name=self._name, WithDecryption=True)["Parameter"]
+        except ClientError as exc:
+            raise ConfigSourceError(f"{self.describe()}: {exc.response.get('Error', {}).get('Code')}") from None
+        except BotoCoreError as exc:
+            raise ConfigSourceError(f"{self.describe()}: {type(exc).__name__}") from None
+        current = str(parameter["Version"])
+        return (None, version) if current == version else (str(parameter["Value"]), current)
 
     async def fetch(self, version: str | None) -> tuple[str | None, str | None]:
         return await asyncio.to_thread(self._fetch, version)
@@ -171,6 +203,8 @@ class HttpsSource:
 
 def open_source(uri: str) -> ConfigSource:
     parts = urlsplit(uri)
+    if parts.scheme == "ssm":
+        return SsmParameterSource(parts.path or parts.netloc)
     if parts.scheme == "s3":
         return S3Source(parts.netloc, parts.path.lstrip("/"))
     if parts.scheme == "gs":
