@@ -7,6 +7,7 @@ assembly and redaction never delay a response.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -107,8 +108,9 @@ class RequestLog:
         if self.stream_truncated:
             record["response"]["truncated"] = True
         if include_bodies:
-            record["request"]["body"] = redact_body(self.request_body)
-            record["response"]["body"] = redact_body(response)
+            record["request"]["body"] = redact_body.for_record(self.request_body)
+            # The answer comes from the provider, not the caller: only configured fields are hidden in it.
+            record["response"]["body"] = redact_body(response) if redact_body.fields else response
         record.update(self.extra)
         return record
 
@@ -116,7 +118,7 @@ class RequestLog:
         if self.response_json is not None:
             return self.response_json
         if self.stream_chunks is not None:
-            self.response_json = assemble_stream(self.stream_chunks)
+            self.response_json = _assemble(self.stream_chunks)
         elif self.response_body:
             try:
                 self.response_json = orjson.loads(self.response_body)
@@ -125,5 +127,86 @@ class RequestLog:
         return self.response_json
 
 
+def _assemble(chunks: list[bytes]) -> Any:
+    """The completion a stream described, as :func:`core.api.stream_assembly.assemble_stream` builds it.
+
+    The gateway's own SSE output is one ``data:`` line per event, so it is framed by splitting on blank lines and
+    parsed with one ``orjson`` call; a plain single-choice text stream (nearly all of them) is then folded here
+    in one pass. Anything else — other framing, tool calls, several choices, legacy completions, error events —
+    goes through the general parser and assembler. The tests hold both paths to the same answers.
+    """
+    raw = b"".join(chunks)
+    if b"\r" in raw or not raw.startswith(b"data: "):
+        return assemble_stream(chunks)
+    payloads = []
+    for event in raw.split(b"\n\n"):
+        if not event or event == b"data: [DONE]":
+            continue
+        if not event.startswith(b"data: ") or b"\n" in event:
+            return assemble_stream(chunks)
+        payloads.append(event[6:])
+    try:
+        parsed = orjson.loads(b"[" + b",".join(payloads) + b"]")
+    except orjson.JSONDecodeError:
+        return assemble_stream(chunks)
+    return _fold_text_stream(parsed) or assemble_stream(chunks)
+
+
+_HEAD_KEYS = ("id", "model", "created", "system_fingerprint", "provider")
+
+
+def _fold_text_stream(parsed: list[Any]) -> dict[str, Any] | None:
+    """One pass over the chunks of a single-choice text stream; None when the stream is anything else."""
+    head: dict[str, Any] = {}
+    text: list[str] = []
+    role, finish, usage, seen, any_choice = None, None, None, False, False
+    for chunk in parsed:
+        if type(chunk) is not dict or "error" in chunk:
+            return None
+        seen = True
+        if len(head) < 6:
+            for key in _HEAD_KEYS:
+                if key in chunk and key not in head:
+                    head[key] = chunk[key]
+            if chunk.get("object") and "object" not in head:
+                head["object"] = str(chunk["object"]).removesuffix(".chunk")
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        choices = chunk.get("choices") or []
+        if len(choices) > 1:
+            return None
+        for choice in choices:
+            if type(choice) is not dict or choice.get("index", 0) != 0 or "text" in choice:
+                return None
+            any_choice = True
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            if type(delta) is not dict or delta.get("tool_calls"):
+                return None
+            content = delta.get("content")
+            if type(content) is str:
+                text.append(content)
+            if delta.get("role"):
+                role = delta["role"]
+    if not seen:
+        return None
+    joined = "".join(text)
+    message = {"role": role or "assistant", "content": joined or None}
+    choices_out = [{"index": 0, "message": message, "finish_reason": finish}] if any_choice else []
+    out: dict[str, Any] = {**head, "choices": choices_out}
+    out.setdefault("object", "chat.completion")
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    whole = int(ts)
+    return f"{_iso_second(whole)}.{int((ts - whole) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_second(whole: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a second: records of the same second share it (two per record, hot in the writer)."""
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -2,11 +2,17 @@
 
 Headers: credentials (Authorization, api keys, cookies, SigV4 tokens) and every ``x-portkey-*`` header whose name
 says key, secret, token or service-account. Config JSON in ``x-portkey-config``: every credential-like field at any
-depth. Bodies: the fields named in settings, at any depth.
+depth. Bodies: the fields named in settings, at any depth, plus credential-like field names.
+
+Names are not enough on their own: an upstream error message may echo the key it was sent. So the values of the
+caller's credentials (:func:`secret_values`) are also scrubbed from the serialised record wherever they appear
+(:func:`scrub`).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,12 +27,18 @@ _SECRET_HEADERS = frozenset(
     }
 )
 _SECRET_WORDS = ("key", "secret", "token", "password", "service-account", "credential", "signature")
-_SECRET_FIELD_WORDS = ("api_key", "apikey", "secret", "token", "password", "service_account", "credential",
-                       "private_key", "access_key")
-_NOT_SECRET_FIELDS = frozenset({"virtual_key", "max_tokens", "max_completion_tokens", "cache_key"})
+#: Credential-like field names. ``token(?!s)``: token *counts* (``max_tokens``, ``prompt_tokens_details``) are data.
+_SECRET_FIELD_PATTERN = r"api_?key|secret|token(?!s)|password|service_account|credential|private_key|access_key"
+_SECRET_FIELD = re.compile(_SECRET_FIELD_PATTERN, re.IGNORECASE)
+#: The same, as plain words for a quick screen of a body's bytes ("token" is screened separately).
+_SECRET_FIELD_WORDS = ("api_key", "apikey", "secret", "password", "service_account", "credential", "private_key",
+                       "access_key")
+_NOT_SECRET_FIELDS = frozenset({"virtual_key", "cache_key"})
 
 
+@functools.lru_cache(maxsize=2048)
 def is_secret_header(name: str) -> bool:
+    """Memoised: a pure function of a small vocabulary, asked for every header of every record."""
     name = name.lower()
     if name in _SECRET_HEADERS:
         return True
@@ -37,11 +49,9 @@ def is_secret_header(name: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_field(name: str) -> bool:
-    name = name.lower()
-    if name in _NOT_SECRET_FIELDS:
-        return False
-    return any(word in name for word in _SECRET_FIELD_WORDS)
+    return name.lower() not in _NOT_SECRET_FIELDS and _SECRET_FIELD.search(name) is not None
 
 
 def redact_secret_fields(value: Any) -> Any:
@@ -75,18 +85,132 @@ def _redact_config_header(value: str) -> str:
     return orjson.dumps(redact_secret_fields(parsed)).decode()
 
 
+#: Shorter values are not scrubbed by value: they would match ordinary text (their header is still redacted).
+_MIN_SCRUB_LEN = 8
+
+
+def secret_values(headers: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The credential values a request carried (header values, credential fields of an inline config), as they
+    would appear inside a JSON document, longest first."""
+    carried = tuple((name, value) for name, value in headers.items()
+                    if is_secret_header(name) or name.lower() == "x-portkey-config")
+    return _secret_values(carried) if carried else ()
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_values(headers: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
+    """Memoised: most requests repeat a few callers' credentials, and this runs for every record."""
+    found: set[str] = set()
+    for name, value in headers:
+        lower = name.lower()
+        if is_secret_header(lower):
+            found.add(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                found.add(token.strip())
+        elif lower == "x-portkey-config" and value.lstrip().startswith("{"):
+            try:
+                _collect_secret_fields(orjson.loads(value), found)
+            except orjson.JSONDecodeError:
+                continue
+    out: set[bytes] = set()
+    for value in found:
+        if len(value) >= _MIN_SCRUB_LEN:
+            out.add(value.encode())
+            out.add(orjson.dumps(value)[1:-1])  # its JSON-escaped form, if escaping changes it
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+def _collect_secret_fields(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if is_secret_field(key):
+                if isinstance(item, str):
+                    found.add(item)
+                else:
+                    found.add(orjson.dumps(item).decode())
+            _collect_secret_fields(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_secret_fields(item, found)
+
+
+def scrub(line: bytes, secrets: Iterable[bytes]) -> bytes:
+    """``line`` with every occurrence of each secret value replaced by ``[REDACTED]``."""
+    for secret in secrets:
+        if secret in line:
+            line = line.replace(secret, REDACTED.encode())
+    return line
+
+
 class BodyRedactor:
-    """Replaces configured field names anywhere in a body, plus credential-like fields."""
+    """Replaces configured field names anywhere in a body, plus credential-like fields.
+
+    :meth:`for_record` first screens the body's JSON text for any word a hidden key could contain (substring
+    searches over the lowercased bytes, a few microseconds); most bodies have none, and then their JSON goes into
+    the record as it is, without a redacted copy being built and encoded again. Only a body that mentions such a
+    word anywhere (a key, or just text) is walked and copied.
+    """
 
     def __init__(self, fields: Iterable[str]) -> None:
-        self._fields = frozenset(f.lower() for f in fields)
+        self.fields = frozenset(f.lower() for f in fields)
+        self._verdicts: dict[str, bool] = {}  # per key name: bodies reuse a small vocabulary
+        self._words = tuple(w.encode() for w in (*_SECRET_FIELD_WORDS, *sorted(self.fields)))
+
+    def for_record(self, value: Any, raw: bytes | None = None) -> Any:
+        """``value`` redacted, ready to embed in a record: an ``orjson.Fragment`` of its JSON when nothing in it
+        needs hiding. ``raw``: the JSON it was parsed from, when at hand."""
+        if value is None or type(value) not in (dict, list):
+            return value
+        if raw is None:
+            try:
+                raw = orjson.dumps(value)
+            except TypeError:
+                return self(value)
+        if b"\n" in raw or b"\r" in raw or self._suspicious(raw):
+            return self(value)  # a record is one line; or some key may need hiding
+        return orjson.Fragment(raw)
+
+    def _suspicious(self, raw: bytes) -> bool:
+        """Could any key of this JSON be hidden? A superset of :func:`is_secret_field` and the configured names."""
+        low = raw.lower()
+        if any(word in low for word in self._words):
+            return True
+        at = low.find(b"token")
+        while at != -1:
+            if low[at + 5 : at + 6] != b"s":  # "token" not followed by "s", as in _SECRET_FIELD_PATTERN
+                return True
+            at = low.find(b"token", at + 5)
+        return False
+
+    def _learn(self, key: str) -> bool:
+        verdict = key.lower() in self.fields or is_secret_field(key)
+        if len(self._verdicts) < 10_000:
+            self._verdicts[key] = verdict
+        return verdict
 
     def __call__(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: (REDACTED if k.lower() in self._fields or is_secret_field(k) else self(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self(v) for v in value]
+        kind = type(value)
+        if kind is dict:
+            return self._dict(value)
+        if kind is list:
+            return self._list(value)
         return value
+
+    def _dict(self, value: dict[str, Any]) -> dict[str, Any]:
+        # Written out rather than recursing through __call__ for every scalar: this runs for every record.
+        out: dict[str, Any] = {}
+        verdicts = self._verdicts
+        for key, item in value.items():
+            hide = verdicts.get(key)
+            if hide is None:
+                hide = self._learn(key)
+            if hide:
+                out[key] = REDACTED
+            else:
+                kind = type(item)
+                out[key] = self._dict(item) if kind is dict else self._list(item) if kind is list else item
+        return out
+
+    def _list(self, value: list[Any]) -> list[Any]:
+        return [self._dict(v) if type(v) is dict else self._list(v) if type(v) is list else v for v in value]

@@ -1,4 +1,11 @@
-"""Log sinks, chosen by URL (``SKYRELAY_LOG_SINK``); each cloud SDK is imported only by its own sink."""
+"""Log sinks, chosen by URL (``SKYRELAY_LOG_SINK``); each cloud SDK is imported only by its own sink's module.
+
+    file://DIR                                                   local JSON Lines (the embedded default)
+    stdout://                                                    JSON Lines on standard output
+    s3://BUCKET/PREFIX                                           S3, SSE-KMS with SKYRELAY_LOG_S3_KMS_KEY_ID
+    gs://BUCKET/PREFIX                                           Google Cloud Storage
+    https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX       Azure Blob Storage
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,32 @@ from core.errors import InvalidRequestError
 from core.telemetry.sinks.base import LogSink
 
 
-def open_sink(url: str, *, replica: str) -> LogSink:
-    """The sink a URL names: ``file://DIR`` (relative paths allowed: ``file://./logs``) or ``stdout://``."""
+def open_sink(url: str, *, replica: str, s3_kms_key_id: str | None = None) -> LogSink:
+    """The sink a URL names; relative file paths are allowed (``file://./logs``)."""
     parts = urlsplit(url)
     if parts.scheme == "file":
         from core.telemetry.sinks.file import FileLogSink
 
-        path = url[len("file://") :]
-        return FileLogSink(Path(path or "."), replica=replica)
+        return FileLogSink(Path(url[len("file://"):] or "."), replica=replica)
     if parts.scheme in ("stdout", "-"):
         from core.telemetry.sinks.stdout import StdoutLogSink
 
         return StdoutLogSink()
-    raise InvalidRequestError(f"Unsupported log sink URL scheme {parts.scheme!r} in {url!r}")
+    if parts.scheme == "s3" and parts.netloc:
+        from core.telemetry.sinks.s3 import S3LogSink
+
+        return S3LogSink(parts.netloc, parts.path, kms_key_id=s3_kms_key_id)
+    if parts.scheme == "gs" and parts.netloc:
+        from core.telemetry.sinks.gcs import GcsLogSink
+
+        return GcsLogSink(parts.netloc, parts.path)
+    if parts.scheme == "https" and ".blob.core." in parts.netloc:
+        container, _, prefix = parts.path.lstrip("/").partition("/")
+        if container:
+            from core.telemetry.sinks.azure_blob import AzureBlobLogSink
+
+            return AzureBlobLogSink(f"https://{parts.netloc}", container, prefix)
+    raise InvalidRequestError(
+        f"Unsupported log sink {url!r}: use file://DIR, stdout://, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "
+        "https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX"
+    )

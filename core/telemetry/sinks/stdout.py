@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
+from core.telemetry.sinks.base import Batch
+
 
 class StdoutLogSink:
     def describe(self) -> str:
         return "stdout://"
 
-    async def write_batch(self, records: list[bytes]) -> None:
-        if records:
-            sys.stdout.buffer.write(b"\n".join(records) + b"\n")
+    async def write_batch(self, batch: Batch) -> None:
+        if batch.lines:
+            sys.stdout.buffer.write(batch.jsonl())
             sys.stdout.buffer.flush()
 
     async def check(self) -> None:

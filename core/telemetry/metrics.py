@@ -1,0 +1,213 @@
+"""Prometheus metrics, served at ``GET /metrics``.
+
+Request metrics are derived from finished log records in the pipeline's writer (:class:`PrometheusObserver`),
+never on the hot path. State — queue depth, spill contents, pipeline counters, circuit breakers — is read when
+Prometheus scrapes (:class:`StateCollector`), so it is exact at that moment and costs nothing in between.
+
+Each gateway has its own registry (no module-level singletons). With ``SKYRELAY_WORKERS`` > 1 every worker
+process has its own numbers and a scrape sees one worker: run one worker per container and scale out by replicas.
+
+Label values that come from callers (model names) are capped at ``max_models`` distinct values per process; later
+ones are counted under ``model="other"``, so a client sending random model names cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from core.telemetry.pipeline import LogPipeline
+    from core.telemetry.records import RequestLog
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: LLM calls take from tens of milliseconds (embeddings, cache hits) to minutes (long generations).
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)
+
+#: ``skyrelay_circuit_breaker_state`` values.
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class GatewayMetrics:
+    """The registry and every metric; :meth:`render` is the body of ``GET /metrics``."""
+
+    def __init__(self, *, max_models: int = 500) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("skyrelay_requests", "Requests answered, by operation, provider, model, status "
+                                "and outcome.", ["operation", "provider", "model", "status", "outcome"], registry=r)
+        self.errors = Counter("skyrelay_request_errors", "Requests that did not end well, by error type (the "
+                              "OpenAI error type, or upstream_error, stream_error, client_disconnected).",
+                              ["operation", "provider", "error_type"], registry=r)
+        self.latency = Histogram("skyrelay_request_duration_seconds", "Time from request to the last byte.",
+                                 ["operation", "provider", "model", "stream"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("skyrelay_time_to_first_token_seconds", "Streams: time from request to the first "
+                              "chunk from the provider.", ["provider", "model"], buckets=TTFT_BUCKETS, registry=r)
+        self.tokens = Counter("skyrelay_tokens", "Tokens reported by providers.",
+                              ["provider", "model", "direction"], registry=r)
+        self.cost = Counter("skyrelay_cost_usd", "Cost in US dollars from token usage and the price table.",
+                            ["provider", "model"], registry=r)
+        self.unpriced = Counter("skyrelay_unpriced_requests", "Requests with token usage that could not be priced "
+                                "(unknown_model, no_price_table).", ["provider", "model", "reason"], registry=r)
+        self.cache = Counter("skyrelay_cache_lookups", "Requests by response-cache status (HIT, MISS, REFRESH, "
+                             "DISABLED).", ["status"], registry=r)
+        self.retries = Counter("skyrelay_retries", "Retry attempts made by the router.", ["provider"], registry=r)
+        self.fallbacks = Counter("skyrelay_fallbacks", "Times a fallback moved on to the next target.", [],
+                                 registry=r)
+        self._max_models = max_models
+        self._models: set[str] = set()
+
+    def add_state(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+    def add_process_metrics(self) -> None:
+        ProcessCollector(registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def model_label(self, model: str | None) -> str:
+        if not model:
+            return ""
+        if model in self._models:
+            return model
+        if len(self._models) < self._max_models:
+            self._models.add(model)
+            return model
+        return "other"
+
+
+@dataclass(slots=True)
+class _Series:
+    """The metric children one combination of labels updates, looked up once and kept."""
+
+    requests: Any
+    latency: Any
+    ttft: Any
+    tokens_in: Any
+    tokens_out: Any
+    cost: Any
+    cache: Any
+    retries: Any
+    errors: Any
+
+
+class PrometheusObserver:
+    """Turns each finished record into metric updates (runs in the log writer, for every record: kept cheap)."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._m = metrics
+        self._series: dict[tuple[Any, ...], _Series] = {}
+
+    def _lookup(self, record: dict[str, Any]) -> _Series:
+        m = self._m
+        operation = record.get("operation") or "none"
+        provider = record.get("provider") or "none"
+        model = m.model_label(record.get("model"))
+        outcome = record.get("outcome") or "ok"
+        stream = "true" if record.get("stream") else "false"
+        error = record.get("error")
+        error_type = str(error.get("type") or outcome) if isinstance(error, dict) else outcome
+        key = (operation, provider, model, record.get("status"), outcome, stream, record.get("cache_status"),
+               error_type)
+        series = self._series.get(key)
+        if series is None:
+            series = _Series(
+                requests=m.requests.labels(operation, provider, model, str(record.get("status")), outcome),
+                latency=m.latency.labels(operation, provider, model, stream),
+                ttft=m.ttft.labels(provider, model),
+                tokens_in=m.tokens.labels(provider, model, "input"),
+                tokens_out=m.tokens.labels(provider, model, "output"),
+                cost=m.cost.labels(provider, model),
+                cache=m.cache.labels(str(record.get("cache_status") or "DISABLED")),
+                retries=m.retries.labels(provider),
+                errors=m.errors.labels(operation, provider, error_type) if outcome != "ok" else None,
+            )
+            if len(self._series) < 100_000:
+                self._series[key] = series
+        return series
+
+    def observe(self, record: dict[str, Any], entry: RequestLog) -> None:
+        series = self._lookup(record)
+        series.requests.inc()
+        if series.errors is not None:
+            series.errors.inc()
+        latency = record.get("latency_ms")
+        if latency is not None:
+            series.latency.observe(latency / 1000)
+        ttfb = record.get("ttfb_ms")
+        if ttfb is not None and record.get("stream"):
+            series.ttft.observe(ttfb / 1000)
+        usage = record.get("usage")
+        if type(usage) is dict:
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if type(prompt) is int and prompt > 0:
+                series.tokens_in.inc(prompt)
+            if type(completion) is int and completion > 0:
+                series.tokens_out.inc(completion)
+        cost, status = record.get("cost"), record.get("cost_status")
+        if type(cost) is float and cost > 0:
+            series.cost.inc(cost)
+        elif status in ("unknown_model", "no_price_table"):
+            m = self._m
+            m.unpriced.labels(record.get("provider") or "none", m.model_label(record.get("model")), status).inc()
+        series.cache.inc()
+        retries = record.get("retry_attempts")
+        if type(retries) is int and retries > 0:
+            series.retries.inc(retries)
+        fallbacks = record.get("fallbacks")
+        if type(fallbacks) is int and fallbacks > 0:
+            self._m.fallbacks.inc(fallbacks)
+
+
+class StateCollector(Collector):
+    """Gauges and counters read at scrape time from the pipeline and the circuit breaker."""
+
+    def __init__(self, pipeline: LogPipeline, breaker_snapshot: Callable[[], dict[str, str]], *,
+                 version: str, replica: str) -> None:
+        self._pipeline = pipeline
+        self._breakers = breaker_snapshot
+        self._version = version
+        self._replica = replica
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("skyrelay_info", "This gateway process.", labels=["version", "replica"])
+        info.add_metric([self._version, self._replica], 1)
+        yield info
+        p = self._pipeline
+        yield GaugeMetricFamily("skyrelay_log_queue_depth", "Log records waiting in memory.", value=p.queue_depth)
+        spill = p.spill
+        yield GaugeMetricFamily("skyrelay_log_spill_records", "Log records in the local disk spill, waiting for "
+                                "the sink.", value=spill.records if spill is not None else 0)
+        yield GaugeMetricFamily("skyrelay_log_spill_bytes", "Bytes in the local disk spill.",
+                                value=spill.bytes if spill is not None else 0)
+        s = p.stats
+        for name, value, text in (
+            ("submitted", s.submitted, "Log records submitted by requests."),
+            ("written", s.written, "Log records stored in the sink (including replays)."),
+            ("spilled", s.spilled, "Log records moved to the disk spill because the sink failed."),
+            ("replayed", s.replayed, "Log records replayed from the spill into the sink."),
+            ("dropped", s.dropped, "Log records lost: the queue was full (sink failing, spill full or off)."),
+        ):
+            yield CounterMetricFamily(f"skyrelay_log_records_{name}", text, value=value)
+        yield CounterMetricFamily("skyrelay_log_write_failures", "Failed attempts to write a batch to the sink.",
+                                  value=s.failed_writes)
+        yield CounterMetricFamily("skyrelay_log_build_cpu_seconds", "CPU time the log writer spent building records "
+                                  "(redaction, stream assembly, cost, metrics, serialisation) on the event loop.",
+                                  value=s.build_cpu_s)
+        states = GaugeMetricFamily("skyrelay_circuit_breaker_state", "Circuit state of targets that are not "
+                                   "closed: 1 half-open, 2 open.", labels=["target"])
+        snapshot = self._breakers()
+        for target, state in sorted(snapshot.items()):
+            states.add_metric([target], BREAKER_STATES.get(state, 2))
+        yield states
+        yield GaugeMetricFamily("skyrelay_circuit_breakers_open", "Targets whose circuit is open.",
+                                value=sum(1 for state in snapshot.values() if state == "open"))
