@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8787
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev services lint bench clean
+.PHONY: run test install install-dev install-infra-tools services lint bench bench-cold-start clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,azure,redis]'
+	$(BIN)/pip install --quiet -e '.[dev,aws,gcp,azure,redis,infra,lambda,gcp-functions,azure-functions]'
 	touch $@ $(VENV)/.installed
+
+# checkov validates infra/ offline; it lives in its own venv because its exact pins conflict with ours.
+CHECKOV_VERSION ?= 3.3.30
+$(VENV)/tools/checkov/bin/checkov: | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install --quiet --upgrade pip
+	$(VENV)/tools/checkov/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-infra-tools: $(VENV)/tools/checkov/bin/checkov
 
 run: install
 	$(BIN)/skyrelay serve --host $(HOST) --port $(PORT)
@@ -32,16 +40,22 @@ run: install
 services:
 	@bash scripts/install-services.sh
 
-test: install-dev services
+test: install-dev install-infra-tools services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check core handlers tests bench
+	$(BIN)/ruff check core handlers tests bench infra
 	$(BIN)/mypy
+	$(BIN)/mypy infra/aws/skyrelay_infra
+	$(BIN)/mypy handlers
 
 bench: install-dev
 	@bash scripts/install-services.sh bench
 	$(BIN)/python bench/run.py
+
+# Cold start of every entry (Lambda, functions-framework, Azure, container) vs the Portkey node gateway (npm).
+bench-cold-start: install-dev
+	$(BIN)/python bench/cold_start.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

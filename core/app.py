@@ -19,10 +19,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from core import openapi
-from core.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, SkyrelayError
-from core.providers.base import Operation
+from core.errors import InvalidRequestError, NotFoundError, SkyrelayError
+from core.fast_routes import SkyrelayApp, asgi_response, hot_routes, serve_call
 from core.responses import BufferedResponse, StreamedResponse
-from core.service import GatewayResponse, IncomingCall, error_response
+from core.service import GatewayResponse, error_response
 
 if TYPE_CHECKING:
     from core.gateway import Gateway
@@ -41,37 +41,11 @@ class _Rendered(Response):
 
 
 def render(response: GatewayResponse) -> Response:
-    if response.chunks is not None:
-        return _Rendered(StreamedResponse(response.status, response.headers, response.chunks, response.media_type))
-    return _Rendered(BufferedResponse(response.status, response.headers, response.body or b"", response.media_type))
+    return _Rendered(asgi_response(response))
 
 
 def _json(status: int, payload: Any) -> Response:
     return _Rendered(BufferedResponse(status, [], orjson.dumps(payload), "application/json"))
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise PayloadTooLargeError(f"The request body is larger than the {limit}-byte limit")
-        except ValueError:
-            raise InvalidRequestError("Content-Length is not a number") from None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"The request body is larger than the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type")
-    if content_type and not content_type.split(";", 1)[0].strip().lower().endswith("json"):
-        raise InvalidRequestError("Invalid content type passed: send application/json", code="invalid_content_type")
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -83,7 +57,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         finally:
             await gateway.shutdown()
 
-    app = FastAPI(
+    app = SkyrelayApp(
         title="Skyrelay",
         version=gateway.version,
         summary="OpenAI-compatible, Portkey-compatible LLM gateway",
@@ -93,41 +67,43 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     service = gateway.service
     limit = gateway.settings.max_body_bytes
+    routes = hot_routes(service)
+    app.fast_service, app.fast_routes, app.fast_body_limit = service, routes, limit
 
-    async def proxy(request: Request, operation: Operation) -> Response:
-        try:
-            _check_content_type(request)
-            body = await read_body(request, limit)
-        except SkyrelayError as error:
-            return render(service.reject(request.method, request.url.path, dict(request.headers), error))
-        call = IncomingCall(
-            operation=operation,
-            method=request.method,
-            path=request.url.path,
-            headers=dict(request.headers),
-            body=body,
-            query=request.url.query,
-        )
-        return render(await service.handle(call))
+    async def proxy(request: Request, method: str, path: str) -> Response:
+        """Reached only when the fast dispatch did not match (e.g. a mounted sub-path); same behaviour."""
+        response = await serve_call(service, routes[(method, path)], request.method, request.url.path,
+                                    dict(request.headers), request.url.query, request.stream(), limit)
+        return render(response)
 
     @app.post("/v1/chat/completions", tags=["openai"], openapi_extra=openapi.body("ChatCompletionRequest"),
               responses=openapi.RESPONSES)
     async def chat_completions(request: Request) -> Response:
-        return await proxy(request, Operation.CHAT)
+        return await proxy(request, "POST", "/v1/chat/completions")
 
     @app.post("/v1/completions", tags=["openai"], openapi_extra=openapi.body("CompletionRequest"),
               responses=openapi.RESPONSES)
     async def completions(request: Request) -> Response:
-        return await proxy(request, Operation.COMPLETION)
+        return await proxy(request, "POST", "/v1/completions")
 
     @app.post("/v1/embeddings", tags=["openai"], openapi_extra=openapi.body("EmbeddingRequest"),
               responses=openapi.RESPONSES)
     async def embeddings(request: Request) -> Response:
-        return await proxy(request, Operation.EMBEDDING)
+        return await proxy(request, "POST", "/v1/embeddings")
 
     @app.get("/v1/models", tags=["openai"], responses=openapi.RESPONSES)
     async def models(request: Request) -> Response:
-        return await proxy(request, Operation.MODELS)
+        return await proxy(request, "GET", "/v1/models")
+
+    @app.post("/v1/messages", tags=["anthropic"], openapi_extra=openapi.body("MessagesRequest"),
+              responses=openapi.RESPONSES)
+    async def messages(request: Request) -> Response:
+        return await proxy(request, "POST", "/v1/messages")
+
+    @app.post("/v1/messages/count_tokens", tags=["anthropic"], openapi_extra=openapi.body("MessagesRequest"),
+              responses=openapi.RESPONSES)
+    async def count_tokens(request: Request) -> Response:
+        return await proxy(request, "POST", "/v1/messages/count_tokens")
 
     @app.get("/v1/health", tags=["operations"])
     async def health() -> Response:
@@ -139,6 +115,16 @@ def create_app(gateway: Gateway) -> FastAPI:
         """Readiness: each configured dependency answers (log sink; Redis and config store when configured)."""
         report = await gateway.readiness()
         return _json(200 if report["status"] == "ready" else 503, report)
+
+    metrics = gateway.telemetry.metrics
+    if metrics is not None:
+
+        @app.get("/metrics", tags=["operations"], include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            """Prometheus text format; no authentication, like /v1/health (scrapers run inside the network)."""
+            from core.telemetry.metrics import METRICS_CONTENT_TYPE
+
+            return _Rendered(BufferedResponse(200, [], metrics.render(), METRICS_CONTENT_TYPE))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -22,12 +22,13 @@ from core.routing.breaker import Breaker, BreakerSettings, MemoryBreaker
 from core.routing.clock import Clock, SystemClock
 from core.routing.executor import Executor
 from core.routing.redis_breaker import RedisBreaker
+from core.routing.remote import RemoteGateways
 from core.security.ssrf import SsrfGuard
 from core.service import GatewayService
 from core.settings import Settings
 from core.state.redis import RedisState, RedisUnavailable
 from core.telemetry.pipeline import LogPipeline
-from core.telemetry.sinks import open_sink
+from core.telemetry.setup import Telemetry, build_telemetry
 from core.telemetry.sinks.base import LogSink
 from core.transport import UpstreamClient, create_upstream_client
 
@@ -47,16 +48,23 @@ class Gateway:
     store: ConfigStore
     breaker: Breaker
     cache: ResponseCache
+    remotes: RemoteGateways
     redis: RedisState | None = None
+    telemetry: Telemetry = field(default=None)  # type: ignore[assignment]  # set in __post_init__ when omitted
     version: str = __version__
     _started: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.telemetry is None:
+            self.telemetry = Telemetry(pipeline=self.pipeline)
 
     async def startup(self) -> None:
         if self._started:
             return
         await self.store.load_initial()
         self.store.start()
-        self.pipeline.start()
+        self.remotes.start()
+        self.telemetry.start()
         self._started = True
 
     async def shutdown(self) -> None:
@@ -64,21 +72,18 @@ class Gateway:
             return
         self._started = False
         await self.store.aclose()
+        await self.remotes.aclose()
         await self.service.aclose()
         await self.cache.aclose()
-        await self.pipeline.aclose(self.settings.log_flush_timeout_s)
+        await self.telemetry.aclose(self.settings.log_flush_timeout_s)
+        await self.registry.aclose()  # adapters' own sessions (e.g. the Azure identity pool)
         await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
-        try:
-            await self.pipeline.sink.check()
-            checks["log_sink"] = {"status": "ok", "sink": self.pipeline.sink.describe(),
-                                  "pending": self.pipeline.pending}
-        except OSError as exc:
-            checks["log_sink"] = {"status": "failing", "error": type(exc).__name__}
+        checks["log_sink"] = await self.telemetry.health()
         if self.store.source is not None:
             checks["config_store"] = {
                 "status": "ok", "source": self.store.source.describe(), "version": self.store.snapshot.version,
@@ -92,8 +97,12 @@ class Gateway:
                 # Degraded, not unready: every Redis feature has a local fallback.
                 checks["redis"] = {"status": "ok", "degraded": True, "error": str(exc)}
         ready = all(c["status"] == "ok" for c in checks.values())
-        return {"status": "ready" if ready else "not_ready", "checks": checks,
-                "circuits": self.breaker.snapshot()}
+        report: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks,
+                                  "circuits": self.breaker.snapshot()}
+        remotes = self.remotes.status()
+        if remotes:
+            report["remote_gateways"] = remotes
+        return report
 
 
 def settings_keys(settings: Settings) -> list[GatewayKey]:
@@ -125,16 +134,6 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
     registry = ProviderRegistry(ProviderDeps(upstream=upstream, guard=guard, settings=settings))
     redis = build_redis(settings)
     store = build_config_store(settings, set(registry.ids()), redis)
-    pipeline = LogPipeline(
-        sink or open_sink(settings.log_sink, replica=settings.replica_id),
-        replica=settings.replica_id,
-        include_bodies=settings.log_bodies,
-        redact_fields=tuple(settings.log_redact_body_fields),
-        queue_max_records=settings.log_queue_max_records,
-        batch_max_records=settings.log_batch_max_records,
-        batch_max_bytes=settings.log_batch_max_bytes,
-        batch_max_age_s=settings.log_batch_max_age_s,
-    )
     breaker_settings = BreakerSettings(
         enabled=settings.breaker_enabled,
         failure_threshold=settings.breaker_failure_threshold,
@@ -153,15 +152,22 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
         limiter = RedisRateLimiter(redis, fail_open=settings.ratelimit_fail_open)
     else:
         breaker, backend, limiter = local_breaker, MemoryCache(settings.cache_memory_max_bytes), MemoryRateLimiter()
+    remotes = RemoteGateways(upstream, lambda: store.snapshot.remote_gateways, max_hops=settings.max_hops,
+                             poll_interval_s=settings.remote_health_interval_s,
+                             unhealthy_after=settings.remote_unhealthy_after)
     cache = ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s,
                           max_entry_bytes=settings.cache_max_entry_bytes)
+    telemetry = build_telemetry(settings, sink=sink, breaker_snapshot=breaker.snapshot, version=__version__)
+    pipeline = telemetry.pipeline
     service = GatewayService(
         store=store,
-        planner=Planner(registry, guard, store),
-        executor=Executor(AttemptRunner(registry, guard), breaker, clock, cache=cache, limiter=limiter),
+        planner=Planner(registry, guard, store, settings.affinity()),
+        executor=Executor(AttemptRunner(registry, guard, remotes), breaker, clock, cache=cache, limiter=limiter,
+                          remote_healthy=remotes.is_healthy),
         pipeline=pipeline,
         limiter=limiter,
         cache=cache,
     )
     return Gateway(settings=settings, service=service, pipeline=pipeline, upstream=upstream, registry=registry,
-                   guard=guard, store=store, breaker=breaker, cache=cache, redis=redis)
+                   guard=guard, store=store, breaker=breaker, cache=cache, remotes=remotes, redis=redis,
+                   telemetry=telemetry)

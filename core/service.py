@@ -90,7 +90,8 @@ class GatewayService:
         )
         trace_header = [("x-portkey-trace-id", log.trace_id)]
         try:
-            h.trace_id(headers.get("x-portkey-trace-id"), uuid.uuid4)
+            if "x-portkey-trace-id" in headers:
+                h.check_trace_id(headers["x-portkey-trace-id"])
             key = self.store.snapshot.keys.authenticate(headers.get("x-portkey-api-key"))
             log.gateway_key_id = key.id if key else None
             log.metadata = h.metadata(headers.get("x-portkey-metadata"))
@@ -142,6 +143,10 @@ class GatewayService:
         assert target is not None
         log.provider, log.target_path, log.virtual_key = target.provider, target.path, target.virtual_key
         log.cache_status = outcome.cache_status
+        if target.gateway is not None:
+            log.extra["remote_gateway"] = target.gateway
+        if outcome.result is not None and outcome.result.annotations:
+            log.extra.update(outcome.result.annotations)
         log.model = str(target.override_params.get("model") or requested_model or "") or None
         portkey_headers = [
             ("x-portkey-provider", target.provider),

@@ -10,7 +10,7 @@ import os
 import socket
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         True, description="When Redis is down, admit requests (true) or refuse them with 503 (false)."
     )
 
+    # --- edge routing (Skyrelay in front of Skyrelay) ---------------------------------------------------------
+    provider_affinity: CommaList = Field(
+        default_factory=list,
+        description="provider=remote-gateway pairs (bedrock=aws-us-east-1,...): forward each provider's requests.",
+    )
+    max_hops: int = Field(1, ge=0, description="Gateway hops a request may already have made and still be forwarded.")
+    remote_health_interval_s: float = Field(10.0, ge=0, description="How often remote gateways' health is polled.")
+    remote_unhealthy_after: int = Field(3, ge=1, description="Failed health checks in a row before a remote is out.")
+
     # --- routing --------------------------------------------------------------------------------------------
     breaker_enabled: bool = Field(True, description="Open a target's circuit when it keeps failing.")
     breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a circuit.")
@@ -96,7 +105,14 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(30.0, gt=0, description="How long an open circuit waits before one probe.")
 
     # --- request logs --------------------------------------------------------------------------------------
-    log_sink: str = Field("file://./logs", description="Where request logs go: file://DIR or stdout://.")
+    log_sink: str = Field(
+        "file://./logs",
+        description="Where request logs go: file://DIR, stdout://, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "
+        "https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX.",
+    )
+    log_s3_kms_key_id: str | None = Field(
+        None, description="KMS key id or ARN for SSE-KMS on S3 log objects; unset = the bucket's default encryption."
+    )
     log_bodies: bool = Field(True, description="Keep request and response bodies in log records.")
     log_redact_body_fields: CommaList = Field(
         default_factory=list, description="Body fields (top level, any depth) replaced by [REDACTED] in records."
@@ -108,13 +124,53 @@ class Settings(BaseSettings):
     log_batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="...or at this many bytes...")
     log_batch_max_age_s: float = Field(1.0, gt=0, description="...or when its oldest record is this old.")
     log_flush_timeout_s: float = Field(10.0, gt=0, description="Deadline for the final flush at shutdown.")
+    log_write_attempts: int = Field(3, ge=1, description="Tries per batch (with backoff) before it is spilled to disk.")
+    log_write_timeout_s: float = Field(30.0, gt=0, description="Longest one write to the sink may take.")
+    log_spill_dir: str = Field(
+        default_factory=lambda: os.path.join(os.environ.get("TMPDIR", "/tmp"), "skyrelay-spill"),
+        description="Local folder for batches the sink could not take; replayed in order when it recovers.",
+    )
+    log_spill_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="Cap on the spill folder (0 = no spill: batches wait in memory)."
+    )
+    log_replay_interval_s: float = Field(
+        5.0, gt=0, description="Longest wait between attempts to replay the spill into a failing sink."
+    )
+
+    # --- metrics, traces, analytics ------------------------------------------------------------------------
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at GET /metrics.")
+    metrics_max_models: int = Field(
+        500, ge=1, description="Distinct model label values in metrics; later ones are counted as `other`."
+    )
+    otel_enabled: bool = Field(
+        False, description="Export GenAI spans and metrics over OTLP/HTTP, configured by the OTEL_EXPORTER_OTLP_* "
+        "variables (needs the [otel] extra)."
+    )
+    analytics_url: str | None = Field(
+        None, description="Control-plane URL that receives batches of per-request summaries (no bodies)."
+    )
+    analytics_token: SecretStr | None = Field(None, description="Bearer token sent with analytics batches.")
+    analytics_interval_s: float = Field(10.0, gt=0, description="How often analytics batches are sent.")
+    analytics_batch_max_records: int = Field(500, ge=1, description="Summaries per analytics batch.")
     replica_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="Names this process in log object keys and metrics.",
     )
 
     _split = field_validator("cors_origins", "gateway_key_hashes", "ssrf_allow", "log_redact_body_fields",
-                             mode="before")(_split_commas)
+                             "provider_affinity", mode="before")(_split_commas)
+
+    @field_validator("provider_affinity")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        for pair in value:
+            provider, _, gateway = pair.partition("=")
+            if not provider.strip() or not gateway.strip():
+                raise ValueError(f"provider_affinity entries are provider=gateway pairs, got {pair!r}")
+        return value
+
+    def affinity(self) -> dict[str, str]:
+        return {p.strip(): g.strip() for p, _, g in (pair.partition("=") for pair in self.provider_affinity)}
 
     @field_validator("gateway_key_hashes")
     @classmethod

@@ -27,6 +27,7 @@ def cache_key(namespace: str, target: Target, operation: Operation, body: dict[s
         "provider": target.provider,
         "host": target.custom_host,
         "vk": target.virtual_key,
+        "gw": target.gateway,
         "where": [target.options.get(name) for name in _LOCATION_OPTIONS],
         "body": {k: v for k, v in body.items() if k not in _IGNORED_FIELDS},
     }

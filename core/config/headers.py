@@ -93,12 +93,10 @@ def metadata(value: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-def trace_id(value: str | None, generate: Any) -> str:
-    if not value:
-        return str(generate())
+def check_trace_id(value: str) -> None:
+    """A caller's trace id is echoed in headers and logs: it must be a short printable string."""
     if len(value) > _MAX_TRACE_ID or not value.isprintable():
         raise InvalidRequestError(
             f"x-portkey-trace-id must be printable and at most {_MAX_TRACE_ID} characters",
             param="x-portkey-trace-id",
         )
-    return value

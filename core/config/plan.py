@@ -13,6 +13,7 @@ credentials never inherited.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,18 +70,47 @@ class _HeaderOverrides:
     request_timeout: int | None
 
 
+_PLAN_CACHE_SIZE = 2048
+#: Headers that vary per request without changing the route; left out of the plan cache key.
+_NOT_ROUTING = frozenset({"x-portkey-trace-id", "x-portkey-metadata", "x-portkey-api-key",
+                          "x-portkey-cache-force-refresh", "x-portkey-cache-namespace"})
+
+
 @functools.lru_cache(maxsize=512)
 def _parse_inline_config(value: str) -> TargetConfig:
     return parse_config(parse_config_header(value))
 
 
 class Planner:
-    def __init__(self, registry: ProviderRegistry, guard: SsrfGuard, store: ConfigStore) -> None:
+    def __init__(self, registry: ProviderRegistry, guard: SsrfGuard, store: ConfigStore,
+                 affinity: Mapping[str, str] | None = None) -> None:
         self._registry = registry
         self._guard = guard
         self._store = store
+        self._affinity = dict(affinity or {})
+        self._plans: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
 
     def plan(self, headers: Mapping[str, str], body: Mapping[str, Any], key: GatewayKey | None) -> Plan:
+        """The plan for these headers; identical routing headers reuse a cached plan (plans are immutable)."""
+        cache_key = self._cache_key(headers, body, key)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            plan = self._build(headers, body, key)
+            self._plans[cache_key] = plan
+            if len(self._plans) > _PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+    def _cache_key(self, headers: Mapping[str, str], body: Mapping[str, Any], key: GatewayKey | None
+                   ) -> tuple[Any, ...]:
+        routing = tuple(sorted((name, value) for name, value in headers.items()
+                               if (name.startswith("x-portkey-") and name not in _NOT_ROUTING)
+                               or name == "authorization"))
+        model = body.get("model")
+        addressed = model if isinstance(model, str) and model.startswith("@") else None
+        return (self._store.generation, key.id if key else None, addressed, routing)
+
+    def _build(self, headers: Mapping[str, str], body: Mapping[str, Any], key: GatewayKey | None) -> Plan:
         config, config_id = self._config(headers.get("x-portkey-config"), key)
         overrides = _HeaderOverrides(
             custom_host=self._checked_host(headers.get("x-portkey-custom-host")),
@@ -119,7 +149,7 @@ class Planner:
             vk_name, _, bare_model = model[1:].partition("/")
             override["model"] = bare_model
         if vk_name:
-            return TargetConfig(virtual_key=vk_name, override_params=override or None)
+            return TargetConfig(virtual_key=vk_name, provider=provider or None, override_params=override or None)
         if not provider:
             if has_config:
                 raise InvalidRequestError(
@@ -164,6 +194,9 @@ class Planner:
 
     def _leaf_from(self, node: TargetConfig, path: str, parent: _Inherited, overrides: _HeaderOverrides,
                    key: GatewayKey | None) -> PlanNode:
+        gateway = self._remote_gateway(node, key)
+        if gateway is not None:
+            return self._remote_leaf(node, path, self._inherit(node, parent), overrides, gateway)
         inherited = self._inherit(node, parent)
         vk = self._virtual_key(node.virtual_key, key) if node.virtual_key else None
         provider = vk.provider if vk is not None else node.provider
@@ -189,13 +222,54 @@ class Planner:
         return PlanNode(path=path, target=target, weight=1.0 if node.weight is None else node.weight,
                         name=node.name, retry=_retry_policy(inherited.retry), cache=inherited.cache)
 
+    def _remote_gateway(self, node: TargetConfig, key: GatewayKey | None) -> str | None:
+        """The remote gateway serving this leaf: named in the config, or by provider affinity; None = here."""
+        gateway = node.gateway
+        if gateway is None:
+            known = self._store.snapshot.virtual_keys.get(node.virtual_key or "")
+            provider = node.provider or (known.provider if known else None)
+            gateway = self._affinity.get(provider) if provider else None
+        if gateway is None:
+            return None
+        if gateway not in self._store.snapshot.remote_gateways:
+            raise InvalidRequestError(f"Remote gateway {gateway!r} is not in the config store",
+                                      code="gateway_not_found", param="gateway")
+        if node.virtual_key:
+            self._check_virtual_key_allowed(node.virtual_key, key)
+        return gateway
+
+    def _remote_leaf(self, node: TargetConfig, path: str, inherited: _Inherited, overrides: _HeaderOverrides,
+                     gateway: str) -> PlanNode:
+        """A leaf served by another gateway: nothing is resolved here (no secrets), only described."""
+        known = self._store.snapshot.virtual_keys.get(node.virtual_key or "")
+        provider = node.provider or (known.provider if known else "")
+        if provider and not self._registry.known(provider):
+            raise UnknownProviderError(provider)
+        target = Target(
+            provider=provider,
+            api_key=node.api_key,
+            custom_host=overrides.custom_host or inherited.custom_host,
+            forward_headers=overrides.forward_headers or inherited.forward_headers or (),
+            request_timeout_ms=overrides.request_timeout or inherited.request_timeout,
+            override_params=inherited.override_params,
+            options=node.extras(),
+            virtual_key=node.virtual_key,
+            path=path,
+            gateway=gateway,
+        )
+        return PlanNode(path=path, target=target, weight=1.0 if node.weight is None else node.weight,
+                        name=node.name, retry=_retry_policy(inherited.retry), cache=inherited.cache)
+
+    def _check_virtual_key_allowed(self, name: str, key: GatewayKey | None) -> None:
+        if key is not None and key.allowed_virtual_keys is not None and name not in key.allowed_virtual_keys:
+            raise PermissionDeniedError(f"Gateway key {key.id!r} may not use virtual key {name!r}")
+
     def _virtual_key(self, name: str, key: GatewayKey | None) -> VirtualKey:
         vk = self._store.snapshot.virtual_keys.get(name)
         if vk is None:
             raise InvalidRequestError(f"Virtual key {name!r} not found in the config store",
                                       code="virtual_key_not_found", param="x-portkey-virtual-key")
-        if key is not None and key.allowed_virtual_keys is not None and name not in key.allowed_virtual_keys:
-            raise PermissionDeniedError(f"Gateway key {key.id!r} may not use virtual key {name!r}")
+        self._check_virtual_key_allowed(name, key)
         return vk
 
     def _checked_host(self, url: str | None) -> str | None:

@@ -71,6 +71,7 @@ class TargetConfig(BaseModel):
     provider: str | None = None
     api_key: str | None = None
     virtual_key: str | None = None
+    gateway: str | None = None
     weight: float | None = Field(default=None, ge=0)
     retry: RetryConfig | None = None
     request_timeout: int | None = Field(default=None, gt=0)

@@ -16,6 +16,7 @@ from core.config.secrets import SecretResolutionError, describe_ref, is_secret_r
 from core.config.sources import ConfigSource, ConfigSourceError
 from core.config.store_file import StoreDocument, StoreFileError, parse_document_text
 from core.ratelimit.base import UNLIMITED, Limits
+from core.routing.remote import RemoteGateway
 
 logger = logging.getLogger("skyrelay.config")
 
@@ -37,6 +38,7 @@ class StoreSnapshot:
     keys: GatewayKeyStore
     configs: Mapping[str, TargetConfig] = field(default_factory=dict)
     virtual_keys: Mapping[str, VirtualKey] = field(default_factory=dict)
+    remote_gateways: Mapping[str, RemoteGateway] = field(default_factory=dict)
     version: str | None = None
 
 
@@ -61,13 +63,19 @@ def build_snapshot(document: StoreDocument, extra_keys: Iterable[GatewayKey] = (
         limits = entry.rate_limits.limits() if entry.rate_limits else Limits()
         virtual_keys[name] = VirtualKey(name=name, provider=entry.provider, api_key=api_key,
                                         custom_host=entry.custom_host, options=options, limits=limits)
+    remotes: dict[str, RemoteGateway] = {}
+    for name, remote in document.remote_gateways.items():
+        remote_key = _resolve(remote.api_key, f"remote_gateways.{name}.api_key", errors) if remote.api_key else None
+        remotes[name] = RemoteGateway(name=name, url=remote.url.rstrip("/"), api_key=remote_key,
+                                      health_url=remote.health_url, providers=tuple(remote.providers),
+                                      regions=tuple(remote.regions))
     if errors:
         raise StoreFileError(source, errors)
     keys = [*extra_keys, *(GatewayKey.from_hex(k.id, k.sha256, k.configs, k.virtual_keys,
                                                k.rate_limits.limits() if k.rate_limits else None)
                            for k in document.gateway_keys)]
     return StoreSnapshot(keys=GatewayKeyStore(keys), configs=document.parsed_configs(),
-                         virtual_keys=virtual_keys, version=version)
+                         virtual_keys=virtual_keys, remote_gateways=remotes, version=version)
 
 
 @dataclass(slots=True)
@@ -89,7 +97,18 @@ class ConfigStore:
         self._version: str | None = None
         self._task: asyncio.Task[None] | None = None
         self.stats = StoreStats()
-        self.snapshot = StoreSnapshot(keys=GatewayKeyStore(self._extra_keys))
+        self._snapshot = StoreSnapshot(keys=GatewayKeyStore(self._extra_keys))
+        #: Bumped on every installed snapshot: caches derived from the snapshot (plans) key on it.
+        self.generation = 0
+
+    @property
+    def snapshot(self) -> StoreSnapshot:
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: StoreSnapshot) -> None:
+        self._snapshot = value
+        self.generation += 1
 
     @property
     def source(self) -> ConfigSource | None:

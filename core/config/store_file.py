@@ -81,12 +81,32 @@ class VirtualKeyEntry(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RemoteGatewayEntry(BaseModel):
+    """Another Skyrelay this one may forward to (edge routing); its gateway key only as a secret reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://")
+    api_key: dict[str, Any] | None = None
+    health_url: str | None = Field(default=None, pattern=r"^https?://")
+    providers: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_is_a_reference(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not is_secret_ref(value):
+            raise ValueError(f"must be a secret reference with one of {', '.join(SECRET_REF_KINDS)}")
+        return value
+
+
 class StoreDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gateway_keys: list[GatewayKeyEntry] = Field(default_factory=list)
     configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     virtual_keys: dict[str, VirtualKeyEntry] = Field(default_factory=dict)
+    remote_gateways: dict[str, RemoteGatewayEntry] = Field(default_factory=dict)
 
     def parsed_configs(self) -> dict[str, TargetConfig]:
         return {config_id: parse_config(data) for config_id, data in self.configs.items()}
@@ -117,10 +137,12 @@ def _semantic_errors(document: StoreDocument, provider_ids: set[str] | None) -> 
             errors.extend(f"configs.{config_id}: {e}" for e in (exc.errors or [exc.message]))
             continue
         for path, node in _walk(config, "config"):
-            if node.virtual_key and node.virtual_key not in document.virtual_keys:
+            if node.virtual_key and not node.gateway and node.virtual_key not in document.virtual_keys:
                 errors.append(f"configs.{config_id}: {path}.virtual_key: unknown virtual key {node.virtual_key!r}")
             if provider_ids is not None and node.provider and node.provider not in provider_ids:
                 errors.append(f"configs.{config_id}: {path}.provider: unknown provider {node.provider!r}")
+            if node.gateway and node.gateway not in document.remote_gateways:
+                errors.append(f"configs.{config_id}: {path}.gateway: unknown remote gateway {node.gateway!r}")
     for i, key in enumerate(document.gateway_keys):
         errors.extend(f"gateway_keys.{i}.configs: unknown config {c!r}" for c in key.configs or []
                       if c not in document.configs)

@@ -28,6 +28,8 @@ class Target:
     virtual_key: str | None = None
     path: str = "config"
     rate_limits: Limits = UNLIMITED
+    #: A remote Skyrelay gateway that serves this target (edge routing); None = call the provider here.
+    gateway: str | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         value = self.options.get(name)

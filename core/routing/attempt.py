@@ -7,16 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.api.openai import require_model
 from core.config.target import Target
-from core.errors import RequestTimeoutError, UpstreamConnectionError
-from core.providers.base import Operation, ProviderRequest, ProviderResult
+from core.errors import GatewayInternalError, RequestTimeoutError, UpstreamConnectionError
+from core.providers.base import Operation, Provider, ProviderRequest, ProviderResult
 from core.providers.registry import ProviderRegistry
 from core.ratelimit.base import Reservation
 from core.security.ssrf import SsrfGuard
 from core.transport.base import TransportConnectError, TransportError, TransportTimeout
+
+if TYPE_CHECKING:
+    from core.routing.remote import RemoteGateways
 
 
 @dataclass(slots=True)
@@ -44,13 +47,21 @@ def prepare_body(ctx: CallContext, target: Target) -> tuple[dict[str, Any], byte
 
 
 class AttemptRunner:
-    def __init__(self, registry: ProviderRegistry, guard: SsrfGuard) -> None:
+    def __init__(self, registry: ProviderRegistry, guard: SsrfGuard, remotes: RemoteGateways | None = None) -> None:
         self._registry = registry
         self._guard = guard
+        self._remotes = remotes
+
+    def _provider(self, target: Target) -> Provider:
+        if target.gateway is None:
+            return self._registry.get(target.provider)
+        if self._remotes is None:
+            raise GatewayInternalError("remote gateway targets need the edge routing layer")
+        return self._remotes.forwarder(target.gateway)
 
     async def attempt(self, target: Target, ctx: CallContext) -> ProviderResult:
-        provider = self._registry.get(target.provider)
-        if target.custom_host:
+        provider = self._provider(target)
+        if target.custom_host and target.gateway is None:
             self._guard.check_url(target.custom_host)
             await self._guard.check_resolution(target.custom_host)
         body, raw = prepare_body(ctx, target)

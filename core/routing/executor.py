@@ -44,7 +44,8 @@ class CircuitOpenError(UpstreamConnectionError):
 def breaker_key(target: Target, ctx: CallContext) -> str:
     model = target.override_params.get("model") or ctx.body.get("model") or ""
     location = "|".join(str(target.options.get(name) or "") for name in _LOCATION_OPTIONS)
-    return f"{target.provider}|{target.custom_host or ''}|{target.virtual_key or ''}|{location}|{model}"
+    return (f"{target.gateway or ''}|{target.provider}|{target.custom_host or ''}|{target.virtual_key or ''}|"
+            f"{location}|{model}")
 
 
 @dataclass(slots=True)
@@ -89,8 +90,10 @@ class RunStats:
 class Executor:
     def __init__(self, attempts: AttemptRunner, breaker: Breaker, clock: Clock,
                  strategies: dict[str, Strategy] | None = None, rand: Callable[[], float] = random.random,
-                 cache: ResponseCache | None = None, limiter: RateLimiter | None = None) -> None:
+                 cache: ResponseCache | None = None, limiter: RateLimiter | None = None,
+                 remote_healthy: Callable[[str], bool] | None = None) -> None:
         self._attempts = attempts
+        self._remote_healthy = remote_healthy
         self._breaker = breaker
         self._cache = cache
         self._limiter = limiter
@@ -120,7 +123,13 @@ class Executor:
         return last
 
     def _healthy(self, node: PlanNode, ctx: CallContext) -> bool:
-        return node.target is None or not self._breaker.is_open(breaker_key(node.target, ctx))
+        target = node.target
+        if target is None:
+            return True
+        if target.gateway is not None and self._remote_healthy is not None and not self._remote_healthy(
+                target.gateway):
+            return False
+        return not self._breaker.is_open(breaker_key(target, ctx))
 
     async def _leaf(self, node: PlanNode, target: Target, ctx: CallContext, stats: RunStats) -> Outcome:
         """Cache lookup, the virtual key's rate limit, then attempts with retries under the breaker."""

@@ -87,6 +87,7 @@ class SsrfGuard:
         self._approved_urls: OrderedDict[str, str] = OrderedDict()
         self._guarded_hosts: OrderedDict[str, None] = OrderedDict()
         self._resolved_ok: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self._resolved_urls: OrderedDict[str, float] = OrderedDict()
 
     # --- policy ------------------------------------------------------------------------------------------
     def name_allowed(self, host: str) -> bool:
@@ -156,6 +157,13 @@ class SsrfGuard:
 
     async def check_resolution(self, url: str) -> None:
         """Resolve the URL's host and refuse it if any address is not allowed. Results are cached briefly."""
+        fresh_until = self._resolved_urls.get(url)
+        if fresh_until is not None and fresh_until > time.monotonic():
+            return
+        await self._check_resolution(url)
+        self._remember(self._resolved_urls, url, time.monotonic() + _RESOLUTION_TTL_S)
+
+    async def _check_resolution(self, url: str) -> None:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if not host or self.name_allowed(host):

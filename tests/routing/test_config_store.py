@@ -195,3 +195,36 @@ def test_s3_source_reloads_with_etag_and_survives_a_bad_update(upstreams: list[F
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_ssm_parameter_source_reloads_by_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.server import ThreadedMotoServer
+
+    from tests.support.gateway_process import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        import botocore.session
+
+        ssm = botocore.session.get_session().create_client("ssm")
+        ssm.put_parameter(Name="/skyrelay/config", Type="SecureString",
+                          Value="configs:\n  pc-one: {provider: openai, api_key: sk-inline}\n")
+
+        async def scenario() -> None:
+            store = ConfigStore(open_source("ssm:///skyrelay/config"), provider_ids=set(DEFAULT_PROVIDERS))
+            await store.load_initial()
+            assert set(store.snapshot.configs) == {"pc-one"} and store.snapshot.version == "1"
+            assert not await store.refresh()
+            ssm.put_parameter(Name="/skyrelay/config", Type="SecureString", Overwrite=True,
+                              Value="configs:\n  pc-two: {provider: openai, api_key: sk-inline}\n")
+            assert await store.refresh()
+            assert set(store.snapshot.configs) == {"pc-two"}
+
+        asyncio.run(scenario())
+    finally:
+        server.stop()

@@ -1,0 +1,133 @@
+"""The hot routes served straight from the ASGI scope, ahead of FastAPI's middleware stack.
+
+Profiles of the gateway under load showed about a quarter of each request spent in FastAPI/Starlette layers that
+add nothing here (request objects, header mappings, telemetry and body-limit middlewares, an exception middleware
+stack) before our handler ran. :class:`SkyrelayApp` dispatches ``POST /v1/chat/completions``, ``/v1/completions``,
+``/v1/embeddings``, ``/v1/messages`` (Anthropic) and ``GET /v1/models`` directly to :func:`serve_call`; every
+other path (health, ready, metrics, the OpenAPI document, errors) goes through FastAPI as usual, and the FastAPI
+routes for the hot paths stay declared so the OpenAPI document still describes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from core.api.messages_endpoint import MessagesEndpoint
+from core.errors import InvalidRequestError, PayloadTooLargeError, SkyrelayError
+from core.providers.base import Operation
+from core.responses import BufferedResponse, StreamedResponse
+from core.service import GatewayResponse, GatewayService, IncomingCall
+
+Handler = Callable[[IncomingCall], Awaitable[GatewayResponse]]
+Route = tuple[Operation, Handler]
+
+
+def hot_routes(service: GatewayService) -> dict[tuple[str, str], Route]:
+    """The routes served ahead of FastAPI: OpenAI's API, and Anthropic's Messages API in front of the same engine."""
+    messages = MessagesEndpoint(service)
+
+    async def count_tokens(call: IncomingCall) -> GatewayResponse:
+        return await messages.handle(call, count_tokens=True)
+
+    return {
+        ("POST", "/v1/chat/completions"): (Operation.CHAT, service.handle),
+        ("POST", "/v1/completions"): (Operation.COMPLETION, service.handle),
+        ("POST", "/v1/embeddings"): (Operation.EMBEDDING, service.handle),
+        ("GET", "/v1/models"): (Operation.MODELS, service.handle),
+        ("POST", "/v1/messages"): (Operation.CHAT, messages.handle),
+        ("POST", "/v1/messages/count_tokens"): (Operation.COUNT_TOKENS, count_tokens),
+    }
+
+
+def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI header names are already lower-case; repeated headers are joined as HTTP allows."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def check_content_type(headers: dict[str, str]) -> None:
+    content_type = headers.get("content-type")
+    if content_type and not content_type.split(";", 1)[0].strip().lower().endswith("json"):
+        raise InvalidRequestError("Invalid content type passed: send application/json", code="invalid_content_type")
+
+
+async def read_limited(headers: dict[str, str], chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The body, refusing anything over ``limit`` — early from Content-Length, else while reading."""
+    declared = headers.get("content-length")
+    if declared is not None:
+        try:
+            too_big = int(declared) > limit
+        except ValueError:
+            raise InvalidRequestError("Content-Length is not a number") from None
+        if too_big:
+            raise PayloadTooLargeError(f"The request body is larger than the {limit}-byte limit")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The request body is larger than the {limit}-byte limit")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def serve_call(service: GatewayService, route: Route, method: str, path: str,
+                     headers: dict[str, str], query: str, chunks: AsyncIterator[bytes], limit: int
+                     ) -> GatewayResponse:
+    operation, handler = route
+    try:
+        check_content_type(headers)
+        body = await read_limited(headers, chunks, limit)
+    except SkyrelayError as error:
+        return service.reject(method, path, headers, error)
+    return await handler(IncomingCall(operation=operation, method=method, path=path, headers=headers, body=body,
+                                      query=query))
+
+
+def asgi_response(response: GatewayResponse) -> BufferedResponse | StreamedResponse:
+    if response.chunks is not None:
+        return StreamedResponse(response.status, response.headers, response.chunks, response.media_type)
+    return BufferedResponse(response.status, response.headers, response.body or b"", response.media_type)
+
+
+async def _receive_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+class SkyrelayApp(FastAPI):
+    """FastAPI, with the hot routes dispatched before its middleware stack (see the module docstring)."""
+
+    fast_service: GatewayService | None = None
+    fast_routes: dict[tuple[str, str], Route] = {}
+    fast_body_limit: int = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast_service is not None:
+            path = scope["path"]
+            root = scope.get("root_path") or ""
+            if root and path.startswith(root):
+                path = path[len(root):]
+            route = self.fast_routes.get((scope["method"], path))
+            if route is not None:
+                headers = header_dict(scope["headers"])
+                query = scope.get("query_string", b"").decode("latin-1")
+                response = await serve_call(self.fast_service, route, scope["method"], path, headers, query,
+                                            _receive_body(receive), self.fast_body_limit)
+                await asgi_response(response)(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
