@@ -4,6 +4,8 @@
     skyrelay config validate FILE
     skyrelay keys create [--id ID]       prints a new key once, and the line to store in the config file
     skyrelay keys hash KEY               the SHA-256 digest to store for an existing key
+    skyrelay bundle --cloud aws|gcp|azure [--out DIR] [--arch x86_64|arm64] [--python-version 3.12] [--compile]
+                                         the deployable artifact of a cloud entry (see core/bundle)
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def _serve(args: argparse.Namespace) -> int:
         http="httptools",
         access_log=False,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
         server_header=False,
+        proxy_headers=False,  # client addresses are not used; skip the per-request forwarded-header middleware
     )
     return 0
 
@@ -116,6 +119,24 @@ def _keys_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.bundle.build import BundleError, build
+    from core.bundle.sources import CheckoutError
+
+    try:
+        artifact = build(args.cloud, Path(args.out), arch=args.arch, python_version=args.python_version,
+                         compile_bytecode=args.compile)
+    except (BundleError, CheckoutError) as exc:
+        print(f"skyrelay bundle: {exc}", file=sys.stderr)
+        return 1
+    print(f"{artifact.path}\t{artifact.size} bytes")
+    if artifact.archive is not None:
+        print(f"{artifact.archive}\t{artifact.archive.stat().st_size} bytes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyrelay", description="Self-hosted LLM gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     hash_cmd = keys.add_parser("hash", help="digest of an existing key (from the argument or stdin)")
     hash_cmd.add_argument("key", nargs="?")
     hash_cmd.set_defaults(func=_keys_hash)
+
+    bundle = sub.add_parser("bundle", help="build the deployable artifact of a cloud entry")
+    bundle.add_argument("--cloud", required=True, choices=["aws", "gcp", "azure"])
+    bundle.add_argument("--out", default="dist/bundle", help="output folder (default dist/bundle)")
+    bundle.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"], help="Lambda architecture")
+    bundle.add_argument("--python-version", default="3.12", help="Lambda Python runtime version (default 3.12)")
+    bundle.add_argument("--compile", action="store_true",
+                        help="ship .pyc for the Lambda runtime (faster cold starts; needs that Python version here)")
+    bundle.set_defaults(func=_bundle)
     return parser
 
 

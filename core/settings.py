@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = Field(
         False, description="Allow binding a non-loopback address with no gateway API keys configured."
     )
+    shutdown_grace_s: float = Field(
+        20.0, gt=0, description="On SIGTERM, how long in-flight requests may finish before logs are flushed."
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log verbosity.")
     cors_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS; empty = off.")

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.support.gateway_process import free_port
 
 
-def _wait_ping(port: int, timeout_s: float = 10.0) -> None:
+def _wait_ping(port: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         result = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
@@ -70,7 +70,7 @@ class RedisCluster:
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
                        capture_output=True, check=True, timeout=60)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             info = subprocess.run(["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
                                   capture_output=True, text=True).stdout

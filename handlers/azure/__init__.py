@@ -1,0 +1,1 @@
+"""Azure entries: Azure Functions (Python v2 programming model), buffered or through the HTTP streaming extension."""

@@ -1,0 +1,1 @@
+"""GCP entries: Cloud Run functions (functions-framework, ASGI, streaming) and the Cloud Run / GKE container."""
