@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from core import openapi
 from core.errors import InvalidRequestError, NotFoundError, SkyrelayError
-from core.fast_routes import SkyrelayApp, asgi_response, hot_routes, serve_call
+from core.fast_routes import FastPath, asgi_response, serve_call
 from core.responses import BufferedResponse, StreamedResponse
 from core.service import GatewayResponse, error_response
 
@@ -38,6 +38,17 @@ class _Rendered(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.inner(scope, receive, send)
+
+
+class SkyrelayApp(FastAPI):
+    """FastAPI, with the hot routes served before its middleware stack (see :mod:`core.fast_routes`)."""
+
+    fast: FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast is not None and await self.fast.handle(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def render(response: GatewayResponse) -> Response:
@@ -67,8 +78,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     service = gateway.service
     limit = gateway.settings.max_body_bytes
-    routes = hot_routes(service)
-    app.fast_service, app.fast_routes, app.fast_body_limit = service, routes, limit
+    app.fast = FastPath(service, limit)
+    routes = app.fast.routes
 
     async def proxy(request: Request, method: str, path: str) -> Response:
         """Reached only when the fast dispatch did not match (e.g. a mounted sub-path); same behaviour."""

@@ -81,12 +81,12 @@ class ServerlessGateway:
     @classmethod
     def from_environment(cls) -> ServerlessGateway:
         """Settings from ``SKYRELAY_*`` (after the cloud's defaults were applied): the composition root."""
-        from core.app import create_app
+        from core.asgi_app import create_lazy_app
         from core.gateway import build_gateway
         from core.settings import Settings
 
         gateway = build_gateway(Settings())
-        return cls(gateway, create_app(gateway), flush_cap_s=flush_cap_from(os.environ))
+        return cls(gateway, create_lazy_app(gateway), flush_cap_s=flush_cap_from(os.environ))
 
     async def ensure_started(self) -> None:
         if self._started:
