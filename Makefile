@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8787
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev install-infra-tools services lint bench bench-cold-start clean
+.PHONY: run test install install-dev install-infra-tools services lint bench bench-cold-start audit soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ bench: install-dev
 # Cold start of every entry (Lambda, functions-framework, Azure, container) vs the Portkey node gateway (npm).
 bench-cold-start: install-dev
 	$(BIN)/python bench/cold_start.py
+
+# pip-audit over the venv; --strict fails on any dependency it could not check (see SECURITY.md). Needs pypi.org.
+audit: install-dev
+	$(BIN)/pip-audit -l --strict
+
+# The full soak: 1,000 concurrent streaming clients for 60 s against one worker (the suite runs a shorter one).
+soak: install-dev
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

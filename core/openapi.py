@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Integers are 64-bit on the wire: the JSON parser (orjson) refuses anything outside int64..uint64.
-_INT = {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}
+#: Integers are signed 64-bit on the wire, as providers read them.
+_INT = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 _MESSAGE = {
     "type": "object",
     "required": ["role"],
@@ -167,6 +167,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         (408, "A provider attempt exceeded request_timeout"),
         (413, "Request body over the size limit"),
         (429, "Rate limited by the gateway or the provider"),
+        (431, "Request headers over the size or count limit"),
         ("5XX", "Provider error (status kept) or provider unreachable"),
     )},
 }

@@ -26,6 +26,7 @@ from core.cache.response_cache import MISS, REFRESH, ResponseCache
 from core.config import headers as h
 from core.config.plan import Planner
 from core.config.store import ConfigStore
+from core.config.target import Target
 from core.errors import GatewayInternalError, SkyrelayError
 from core.providers.base import Operation, ProviderResult
 from core.ratelimit.base import RateLimiter, Reservation, limited_error
@@ -34,6 +35,7 @@ from core.routing.attempt import CallContext
 from core.routing.executor import Executor, Outcome, RunStats
 from core.telemetry.pipeline import LogPipeline
 from core.telemetry.records import RequestLog
+from core.telemetry.redaction import is_secret_field, scrub, secret_values
 
 logger = logging.getLogger("skyrelay")
 
@@ -162,6 +164,8 @@ class GatewayService:
         assert result is not None
         headers = [*result.headers, *portkey_headers]
         if result.chunks is None:
+            if not result.ok and result.body:
+                result.body = _scrub_credentials(result.body, log.request_headers, target)
             log.response_body = result.body
             if reservations:
                 self._settle_later(reservations, _json_or_none(result.body))
@@ -242,3 +246,16 @@ def _json_or_none(body: bytes | None) -> object:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+
+
+def _scrub_credentials(body: bytes, headers: Mapping[str, str], target: Target) -> bytes:
+    """A provider may echo the credential back ("Incorrect API key provided: sk-..."); never relay it.
+
+    Covers the caller's own credentials and those the gateway injected from a saved config or virtual key, which
+    the caller must never see.
+    """
+    secrets = [*secret_values(headers)]
+    if target.api_key:
+        secrets.append(target.api_key.encode())
+    secrets.extend(str(v).encode() for k, v in target.options.items() if v and is_secret_field(k))
+    return scrub(body, [s for s in secrets if len(s) >= 8])

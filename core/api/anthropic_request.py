@@ -129,7 +129,7 @@ def messages_request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequestError("'model' is required", param="model")
     max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, float) and max_tokens.is_integer() and -(2**63) <= max_tokens < 2**64:
+    if isinstance(max_tokens, float) and max_tokens.is_integer() and -(2**63) <= max_tokens < 2**63:
         max_tokens = int(max_tokens)  # JSON Schema (and Anthropic's API) count 2.0 as an integer
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
         raise InvalidRequestError("'max_tokens' is required and must be an integer", param="max_tokens")

@@ -20,7 +20,7 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "functio
 def _is_int(v: Any) -> bool:
     """JSON has one number type: ``2.0`` is an integer to JSON Schema (and to OpenAI's own API), so it is one here."""
     return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()
-                                                                and -(2**63) <= v < 2**64)
+                                                                and -(2**63) <= v < 2**63)
 
 
 def _is_number(v: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from core.errors import UpstreamConnectionError
 from core.providers.base import Operation, ProviderBase, ProviderRequest, ProviderResult
 from core.providers.http import error_result, forwarded_headers, passthrough_headers, streamed_result
 from core.providers.registry import ProviderDeps
@@ -78,7 +79,7 @@ class OpenAIProvider(ProviderBase):
         return await self._send(request, {"authorization": f"Bearer {key}"} if key else {})
 
     def _stream_chunks(self, request: ProviderRequest, response: UpstreamResponse) -> AsyncIterator[bytes]:
-        return response.iter_chunks()
+        return _until_done(self.id, response.iter_chunks())
 
     def _response_body(self, request: ProviderRequest, body: bytes) -> bytes:
         return body
@@ -109,3 +110,23 @@ class OpenAIProvider(ProviderBase):
 
     async def list_models(self, request: ProviderRequest) -> ProviderResult:
         return await self._call(request)
+
+
+async def _until_done(provider: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Relay chunks as they come; a stream that ends without ``data: [DONE]`` was cut off and says so.
+
+    A close-delimited body that is reset mid-stream looks like a normal end to the HTTP client; only the missing
+    terminator tells, so the client gets an error event instead of a silently truncated answer.
+    """
+    tail = b""
+    done = False
+    async for chunk in chunks:
+        if not done:
+            window = tail + chunk
+            done = b"[DONE]" in window
+            tail = window[-16:]
+        yield chunk
+    if not done:
+        raise UpstreamConnectionError("the provider's stream ended before data: [DONE]", provider=provider,
+                                      code="upstream_stream_truncated")
+

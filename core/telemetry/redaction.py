@@ -72,9 +72,20 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> di
             out[lower] = REDACTED
         elif lower == "x-portkey-config":
             out[lower] = _redact_config_header(value)
+        elif lower == "x-portkey-custom-host":
+            out[lower] = _redact_userinfo(value)
         else:
             out[lower] = value
     return out
+
+
+def _redact_userinfo(url: str) -> str:
+    """A custom host with credentials is refused, but the refused value is still logged: drop them."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://{REDACTED}@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _redact_config_header(value: str) -> str:

@@ -105,7 +105,7 @@ class FakeOpenAI:
             self.scripts.clear()
         self.chunk_gate = None
         self.chunk_delay_s = 0.0
-        self.always_status: int | None = None
+        self.always_status = None
         self.stream_cancelled.clear()
 
     async def _record(self, request: web.Request) -> Any:
