@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from core.api.anthropic_response import messages_usage, stop_reason
-from core.api.sse import SseParser, encode_event
+from core.api.sse import encode_event, translate_events
 
 
 class ChatToMessagesEvents:
@@ -96,15 +96,7 @@ class ChatToMessagesEvents:
 
 async def chat_stream_to_messages(chunks: AsyncIterator[bytes], requested_model: str) -> AsyncIterator[bytes]:
     translator = ChatToMessagesEvents(requested_model)
-    parser = SseParser()
-    async for raw in chunks:
-        for event in parser.feed(raw):
-            for out in _events(event.data, translator):
-                yield out
-    for event in parser.close():
-        for out in _events(event.data, translator):
-            yield out
-    for out in translator.finish():
+    async for out in translate_events(chunks, lambda data: _events(data, translator), translator.finish):
         yield out
 
 

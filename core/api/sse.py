@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +87,22 @@ def _split_line(buffer: bytes) -> tuple[bytes, bytes, bytes]:
     if n == -1:
         return buffer, b"", b""
     return buffer[:n], b"\n", buffer[n + 1 :]
+
+
+async def translate_events(chunks: AsyncIterator[bytes], translate: Callable[[str], list[bytes]],
+                           finish: Callable[[], list[bytes]]) -> AsyncIterator[bytes]:
+    """Parse an upstream SSE byte stream and yield each event's translation as soon as the event is complete.
+
+    The one loop behind every translated stream (Anthropic Messages, Gemini, the /v1/messages ingress): ``translate``
+    maps one event's data to the bytes to send, ``finish`` adds what ends the stream (``[DONE]``, message_stop).
+    """
+    parser = SseParser()
+    async for raw in chunks:
+        for event in parser.feed(raw):
+            for out in translate(event.data):
+                yield out
+    for event in parser.close():
+        for out in translate(event.data):
+            yield out
+    for out in finish():
+        yield out

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from core.providers.usage import usage_with_cache
+
 #: Messages stop_reason → OpenAI finish_reason; unknown or missing values are "stop".
 STOP_REASONS = {
     "end_turn": "stop",
@@ -30,21 +32,8 @@ def finish_reason(stop_reason: Any) -> str:
 
 def usage(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     raw = raw or {}
-    cache_read = int(raw.get("cache_read_input_tokens") or 0)
-    cache_write = int(raw.get("cache_creation_input_tokens") or 0)
-    prompt = int(raw.get("input_tokens") or 0) + cache_read + cache_write
-    completion = int(raw.get("output_tokens") or 0)
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
-    }
-    if cache_read:
-        out["cache_read_input_tokens"] = cache_read
-    if cache_write:
-        out["cache_creation_input_tokens"] = cache_write
-    return out
+    return usage_with_cache(raw.get("input_tokens"), raw.get("output_tokens"), raw.get("cache_read_input_tokens"),
+                            raw.get("cache_creation_input_tokens"))
 
 
 def content_block(block: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from core.api.sse import DONE, SseParser, encode_data
+from core.api.sse import DONE, encode_data, translate_events
 from core.providers.anthropic_messages.errors import MessagesStreamError
 from core.providers.anthropic_messages.response import content_block, finish_reason, usage
 
@@ -120,16 +120,13 @@ class MessagesStreamTranslator:
 async def translate_messages_stream(chunks: AsyncIterator[bytes], translator: MessagesStreamTranslator
                                     ) -> AsyncIterator[bytes]:
     """Messages SSE bytes in, OpenAI SSE bytes out (each event forwarded as soon as it is parsed), then ``[DONE]``."""
-    parser = SseParser()
-    async for raw in chunks:
-        for event in parser.feed(raw):
-            for chunk in _translate(event.data, translator):
-                yield chunk
-    for event in parser.close():
-        for chunk in _translate(event.data, translator):
-            yield chunk
-    translator.finish()
-    yield DONE
+
+    def finish() -> list[bytes]:
+        translator.finish()
+        return [DONE]
+
+    async for chunk in translate_events(chunks, lambda data: _translate(data, translator), finish):
+        yield chunk
 
 
 def _translate(data: str, translator: MessagesStreamTranslator) -> list[bytes]:

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from core.providers.usage import usage_with_cache
+
 FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -35,21 +37,8 @@ def finish_reason(stop_reason: Any) -> str:
 
 def openai_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
     usage = usage or {}
-    cache_read = int(usage.get("cacheReadInputTokens") or 0)
-    cache_write = int(usage.get("cacheWriteInputTokens") or 0)
-    prompt = int(usage.get("inputTokens") or 0) + cache_read + cache_write
-    completion = int(usage.get("outputTokens") or 0)
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
-    }
-    if cache_read:
-        out["cache_read_input_tokens"] = cache_read
-    if cache_write:
-        out["cache_creation_input_tokens"] = cache_write
-    return out
+    return usage_with_cache(usage.get("inputTokens"), usage.get("outputTokens"), usage.get("cacheReadInputTokens"),
+                            usage.get("cacheWriteInputTokens"))
 
 
 def tool_arguments(value: Any) -> str:

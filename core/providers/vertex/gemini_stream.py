@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from core.api.sse import DONE, SseParser, encode_data
+from core.api.sse import DONE, encode_data, translate_events
 from core.providers.vertex.errors import VertexStreamError
 from core.providers.vertex.gemini_response import PROVIDER, finish_reason, new_call_id, tool_call, usage, visible_parts
 
@@ -103,16 +103,13 @@ class GeminiStreamTranslator:
 async def translate_gemini_stream(chunks: AsyncIterator[bytes], translator: GeminiStreamTranslator
                                   ) -> AsyncIterator[bytes]:
     """Upstream SSE bytes in, OpenAI SSE bytes out, ending with ``[DONE]``."""
-    parser = SseParser()
-    async for raw in chunks:
-        for event in parser.feed(raw):
-            for chunk in _translate(event.data, translator):
-                yield chunk
-    for event in parser.close():
-        for chunk in _translate(event.data, translator):
-            yield chunk
-    translator.finish()
-    yield DONE
+
+    def finish() -> list[bytes]:
+        translator.finish()
+        return [DONE]
+
+    async for chunk in translate_events(chunks, lambda data: _translate(data, translator), finish):
+        yield chunk
 
 
 def _translate(data: str, translator: GeminiStreamTranslator) -> list[bytes]:
