@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -52,11 +53,26 @@ class RedisServer:
         subprocess.run(["redis-cli", "-p", str(self.port), "flushall"], capture_output=True, check=True)
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is a valid, free port too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a redis cluster node")
+
+
 class RedisCluster:
     """Three masters, no replicas: enough to exercise the cluster client and hash-tagged scripts."""
 
     def __init__(self, workdir: Path) -> None:
-        self.nodes = [RedisServer(workdir / f"node{i}", extra_args=[
+        self.nodes = [RedisServer(workdir / f"node{i}", port=free_cluster_port(), extra_args=[
             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", "2000",
         ]) for i in range(3)]
 
