@@ -140,3 +140,23 @@ def require_model(body: dict[str, Any]) -> str:
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("'model' is required", param="model")
     return model
+
+
+def tool_call_arguments(raw: Any, where: str) -> dict[str, Any]:
+    """An assistant tool call's ``function.arguments`` (a JSON string, or already an object) as an object.
+
+    Every provider that is not OpenAI needs the arguments as a structure (Bedrock ``toolUse.input``, Gemini
+    ``functionCall.args``, Anthropic ``tool_use.input``); anything else is the caller's 400, named by ``where``.
+    """
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        raise InvalidRequestError(f"{where} must be a JSON object", param=where) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{where} must be a JSON object", param=where)
+    return value
+

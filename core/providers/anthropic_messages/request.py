@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
+from core.api.openai import tool_call_arguments
 from core.errors import InvalidRequestError
 
 #: Used when the client sends neither max_tokens nor max_completion_tokens; within every Claude model's output cap.
@@ -164,22 +163,8 @@ def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[dict[str, Any]
         if not isinstance(call.get("id"), str) or not isinstance(function.get("name"), str):
             raise InvalidRequestError(f"{where} needs an id and a function name", param=where)
         blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"],
-                       "input": _arguments(function.get("arguments"), f"{where}.function.arguments")})
+                       "input": tool_call_arguments(function.get("arguments"), f"{where}.function.arguments")})
     return blocks
-
-
-def _arguments(raw: Any, where: str) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
-        raise InvalidRequestError(f"{where} must be a JSON object", param=where) from None
-    if not isinstance(value, dict):
-        raise InvalidRequestError(f"{where} must be a JSON object", param=where)
-    return value
 
 
 def _tool_result(message: Mapping[str, Any], i: int) -> dict[str, Any]:

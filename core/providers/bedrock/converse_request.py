@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from core.api.openai import tool_call_arguments
 from core.errors import InvalidRequestError
 from core.providers.bedrock.content import Block, cache_point, text_blocks, text_of, user_blocks
 from core.providers.bedrock.images import InlineMedia
@@ -128,15 +129,7 @@ def _tool_uses(message: Mapping[str, Any], param: str) -> list[Block]:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not function.get("name") or not call.get("id"):
             raise InvalidRequestError(f"{call_param} needs an id and a function name", param=call_param)
-        arguments = function.get("arguments") or "{}"
-        try:
-            parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
-        except orjson.JSONDecodeError:
-            raise InvalidRequestError(f"{call_param}.function.arguments is not valid JSON",
-                                      param=f"{call_param}.function.arguments") from None
-        if not isinstance(parsed, dict):
-            raise InvalidRequestError(f"{call_param}.function.arguments must be a JSON object",
-                                      param=f"{call_param}.function.arguments")
+        parsed = tool_call_arguments(function.get("arguments"), f"{call_param}.function.arguments")
         blocks.append({"toolUse": {"toolUseId": call["id"], "name": function["name"], "input": parsed}})
     return blocks
 

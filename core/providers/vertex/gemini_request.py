@@ -12,8 +12,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from core.api.openai import tool_call_arguments
 from core.errors import InvalidRequestError
 from core.providers.vertex.schema import to_gemini_schema
 
@@ -145,7 +144,7 @@ def _assistant_parts(message: Mapping[str, Any], i: int, call_names: dict[str, s
         if not isinstance(name, str) or not name:
             raise InvalidRequestError(f"messages[{i}].tool_calls[{j}].function.name is required",
                                       param=f"messages[{i}].tool_calls")
-        args = _arguments(function.get("arguments"), f"messages[{i}].tool_calls[{j}].function.arguments")
+        args = tool_call_arguments(function.get("arguments"), f"messages[{i}].tool_calls[{j}].function.arguments")
         part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         signature = function.get("thought_signature") or call.get("thought_signature")
         if isinstance(signature, str) and signature:
@@ -154,20 +153,6 @@ def _assistant_parts(message: Mapping[str, Any], i: int, call_names: dict[str, s
         if isinstance(call.get("id"), str):
             call_names[call["id"]] = name
     return parts
-
-
-def _arguments(raw: Any, where: str) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        args = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
-        raise InvalidRequestError(f"{where} must be a JSON object", param=where) from None
-    if not isinstance(args, dict):
-        raise InvalidRequestError(f"{where} must be a JSON object", param=where)
-    return args
 
 
 def _function_response(message: Mapping[str, Any], i: int, call_names: Mapping[str, str]) -> dict[str, Any]:
