@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 API_KEY = "sk-ant-fake-key-0001"
 
@@ -17,7 +17,7 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: ".encode() + orjson.dumps(payload) + b"\n\n"
 
 
-class FakeAnthropic:
+class FakeAnthropic(ServedFake):
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -30,13 +30,6 @@ class FakeAnthropic:
     @property
     def url(self) -> str:
         return f"{self._server.url}/v1"
-
-    def start(self) -> FakeAnthropic:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def reset(self) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.azure_identity import TokenLedger
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 AUDIENCE = "https://cognitiveservices.azure.com"
 CREATED = 1764201600
@@ -57,7 +57,7 @@ class Received:
     body: Any
 
 
-class FakeAzureOpenAI:
+class FakeAzureOpenAI(ServedFake):
     WORDS = ["Hello", " from", " Azure", "."]
 
     def __init__(self, api_key: str = "azure-key-0123456789", ledger: TokenLedger | None = None) -> None:
@@ -74,17 +74,6 @@ class FakeAzureOpenAI:
             app.router.add_post(f"/openai/deployments/{{deployment}}/{op}", self._handle)
             app.router.add_post(f"/openai/v1/{op}", self._handle)
         self._server = ThreadedServer(app)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> FakeAzureOpenAI:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def reset(self) -> None:
         with self._lock:

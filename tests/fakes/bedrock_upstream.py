@@ -30,7 +30,7 @@ from botocore.loaders import Loader
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 _MODEL = ServiceModel(Loader().load_service_model("bedrock-runtime", "service-2"), "bedrock-runtime")
@@ -191,7 +191,7 @@ class Received:
     region: str
 
 
-class FakeBedrock:
+class FakeBedrock(ServedFake):
     """Start with :meth:`start`; allow keys with :meth:`allow`; script answers with :meth:`enqueue`."""
 
     STREAM_WORDS = ["Hello", " from", " the", " fake", " Bedrock", "."]
@@ -211,17 +211,6 @@ class FakeBedrock:
         app.router.add_post("/model/{model_id:.+}/converse-stream", self._converse_stream)
         app.router.add_post("/model/{model_id:.+}/invoke", self._invoke)
         self._server = ThreadedServer(app)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> FakeBedrock:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def allow(self, access_key: str, secret: str, token: str | None = None) -> None:
         with self._lock:

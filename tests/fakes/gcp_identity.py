@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -60,7 +60,7 @@ class IssuedTokens:
             return token in self._tokens
 
 
-class FakeMetadataServer:
+class FakeMetadataServer(ServedFake):
     def __init__(self, tokens: IssuedTokens, *, project_id: str = "metadata-project",
                  email: str = "gateway@metadata-project.iam.gserviceaccount.com", expires_in: int = 3599) -> None:
         self.tokens = tokens
@@ -82,13 +82,6 @@ class FakeMetadataServer:
     def host(self) -> str:
         """``host:port`` for GCE_METADATA_HOST / GCE_METADATA_IP."""
         return f"127.0.0.1:{self._server.port}"
-
-    def start(self) -> FakeMetadataServer:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     @web.middleware
     async def _require_flavor(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -137,7 +130,7 @@ def make_service_account_key(token_uri: str, *, project_id: str = "key-project",
     return info, private.public_key()
 
 
-class FakeGoogleOAuth:
+class FakeGoogleOAuth(ServedFake):
     def __init__(self, tokens: IssuedTokens, *, expires_in: int = 3600, subject_token: str = "federated-subject"
                  ) -> None:
         self.tokens = tokens
@@ -155,19 +148,8 @@ class FakeGoogleOAuth:
         self._server = ThreadedServer(app)
 
     @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
     def token_uri(self) -> str:
         return f"{self.url}/token"
-
-    def start(self) -> FakeGoogleOAuth:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def register(self, client_email: str, public_key: rsa.RSAPublicKey) -> None:
         self.keys[client_email] = public_key

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 
 @dataclass
@@ -64,7 +64,7 @@ def chat_chunks(model: str, words: list[str], include_usage: bool) -> list[dict[
     return chunks
 
 
-class FakeOpenAI:
+class FakeOpenAI(ServedFake):
     """Start with :meth:`start`; inspect :attr:`received`; script answers with :meth:`enqueue`."""
 
     STREAM_WORDS = ["Hello", " from", " the", " fake", " stream", "."]
@@ -87,13 +87,6 @@ class FakeOpenAI:
     @property
     def url(self) -> str:
         return f"{self._server.url}/v1"
-
-    def start(self) -> FakeOpenAI:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def enqueue(self, *items: Scripted) -> None:
         with self._lock:

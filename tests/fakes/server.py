@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -48,3 +48,21 @@ class ThreadedServer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+
+class ServedFake:
+    """Base of the fakes: each builds an aiohttp app in ``__init__`` and keeps its :class:`ThreadedServer` here."""
+
+    _server: ThreadedServer
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+

@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.gcp_identity import IssuedTokens
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 from tests.fakes.vertex_wire import (
     WireError,
     validate_claude_request,
@@ -105,7 +105,7 @@ def claude_stream_events(model: str, words: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-class FakeVertex:
+class FakeVertex(ServedFake):
     def __init__(self, tokens: IssuedTokens) -> None:
         self.tokens = tokens
         self.received: list[Received] = []
@@ -118,17 +118,6 @@ class FakeVertex:
         app.router.add_post("/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}",
                             self._handle)
         self._server = ThreadedServer(app)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> FakeVertex:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def reset(self) -> None:
         with self._lock:

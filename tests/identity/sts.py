@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 from moto.server import ThreadedMotoServer
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 _FIELD = re.compile(r"<(AccessKeyId|SecretAccessKey|SessionToken)>([^<]+)</\1>")
 _EXPIRATION = re.compile(r"<Expiration>[^<]+</Expiration>")
@@ -40,7 +40,7 @@ class IssuedCredentials:
     session_token: str
 
 
-class CountingStsProxy:
+class CountingStsProxy(ServedFake):
     def __init__(self, moto_url: str, on_issued: Callable[[IssuedCredentials], None]) -> None:
         self._moto_url = moto_url
         self._on_issued = on_issued
@@ -54,17 +54,6 @@ class CountingStsProxy:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._server = ThreadedServer(app)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> CountingStsProxy:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def reset(self) -> None:
         with self._lock:
