@@ -1,8 +1,8 @@
 """What each cloud's artifact installs: pyproject's dependencies and the cloud's extras, pinned to what is installed.
 
-The serverless entries have no server of their own on Lambda (uvicorn, uvloop and httptools stay out of the zip;
-functions-framework brings its own uvicorn on GCP), and Lambda's Python runtime already carries boto3/botocore,
-which core imports for S3 logs and Bedrock.
+The serverless entries have no server of their own on Lambda (uvicorn and uvloop stay out of the zip, httptools
+stays in as the upstream client's parser; functions-framework brings its own uvicorn on GCP), and Lambda's Python
+runtime already carries boto3/botocore, which core imports for S3 logs and Bedrock.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ CLOUD_EXTRAS: dict[str, tuple[str, ...]] = {
 }
 #: Left out of the Lambda zip: the runtime provides them, or nothing there runs a server.
 LAMBDA_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
-LAMBDA_UNUSED = frozenset({"uvicorn", "uvloop", "httptools"})
+LAMBDA_UNUSED = frozenset({"uvicorn", "uvloop"})
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

@@ -16,12 +16,21 @@ def create_upstream_client(settings: Settings, guard: SsrfGuard) -> UpstreamClie
             connect_timeout_s=settings.upstream_connect_timeout_s,
             read_timeout_s=settings.upstream_read_timeout_s,
         )
-    from core.security.guarded_resolver import GuardedResolver
-    from core.transport.aiohttp_client import AiohttpUpstreamClient
+    if settings.upstream_transport == "aiohttp":
+        from core.security.guarded_resolver import GuardedResolver
+        from core.transport.aiohttp_client import AiohttpUpstreamClient
 
-    return AiohttpUpstreamClient(
+        return AiohttpUpstreamClient(
+            max_connections=settings.upstream_max_connections,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+            resolver=GuardedResolver(guard),
+        )
+    from core.transport.http1_client import Http1UpstreamClient
+
+    return Http1UpstreamClient(
         max_connections=settings.upstream_max_connections,
         connect_timeout_s=settings.upstream_connect_timeout_s,
         read_timeout_s=settings.upstream_read_timeout_s,
-        resolver=GuardedResolver(guard),
+        guard=guard,
     )
