@@ -33,7 +33,14 @@ class CacheBackend(Protocol):
     def describe(self) -> str: ...
 
 
+#: What an entry costs besides its key and value bytes: the tuple, the expiry float, the object headers of key and
+#: value, and the ordered dict's slot and link (measured with tracemalloc: ~230 bytes on CPython 3.11).
+ENTRY_OVERHEAD_BYTES = 256
+
+
 class MemoryCache:
+    """An LRU bounded by the memory its entries really take, so the setting is a bound on RSS growth."""
+
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
@@ -57,14 +64,24 @@ class MemoryCache:
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = (time.monotonic() + ttl_s, value)
-        self._bytes += len(value)
+        # A copy of exactly len(value) bytes: orjson's output keeps a 4 KiB buffer however short the JSON (measured
+        # with orjson 3.13), which made a 400-byte completion cost 4 KiB for as long as it stayed cached.
+        self._entries[key] = (time.monotonic() + ttl_s, memoryview(value).tobytes())
+        self._bytes += _footprint(key, value)
         while self._bytes > self._max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, key: str) -> None:
         _, value = self._entries.pop(key)
-        self._bytes -= len(value)
+        self._bytes -= _footprint(key, value)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+
+def _footprint(key: str, value: bytes) -> int:
+    return len(key) + len(value) + ENTRY_OVERHEAD_BYTES
 
 
 class RedisCache:
