@@ -10,15 +10,19 @@ routes for the hot paths stay declared so the OpenAPI document still describes t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
 
-from core.api.messages_endpoint import MessagesEndpoint
 from core.errors import InvalidRequestError, PayloadTooLargeError, SkyrelayError
 from core.providers.base import Operation
 from core.responses import BufferedResponse, StreamedResponse
 from core.service import GatewayResponse, GatewayService, IncomingCall, error_response
+
+if TYPE_CHECKING:
+    from core.api.messages_endpoint import MessagesEndpoint
 
 Handler = Callable[[IncomingCall], Awaitable[GatewayResponse]]
 Route = tuple[Operation, Handler]
@@ -30,18 +34,28 @@ MAX_HEADER_FIELDS = 256
 
 
 def hot_routes(service: GatewayService) -> dict[tuple[str, str], Route]:
-    """The routes served ahead of FastAPI: OpenAI's API, and Anthropic's Messages API in front of the same engine."""
-    messages = MessagesEndpoint(service)
+    """The routes served ahead of FastAPI: OpenAI's API, and Anthropic's Messages API in front of the same engine.
+
+    The Anthropic translation is imported by the first ``/v1/messages`` request, not by every cold start."""
+
+    @functools.cache
+    def messages() -> MessagesEndpoint:
+        from core.api.messages_endpoint import MessagesEndpoint
+
+        return MessagesEndpoint(service)
+
+    async def create_message(call: IncomingCall) -> GatewayResponse:
+        return await messages().handle(call)
 
     async def count_tokens(call: IncomingCall) -> GatewayResponse:
-        return await messages.handle(call, count_tokens=True)
+        return await messages().handle(call, count_tokens=True)
 
     return {
         ("POST", "/v1/chat/completions"): (Operation.CHAT, service.handle),
         ("POST", "/v1/completions"): (Operation.COMPLETION, service.handle),
         ("POST", "/v1/embeddings"): (Operation.EMBEDDING, service.handle),
         ("GET", "/v1/models"): (Operation.MODELS, service.handle),
-        ("POST", "/v1/messages"): (Operation.CHAT, messages.handle),
+        ("POST", "/v1/messages"): (Operation.CHAT, create_message),
         ("POST", "/v1/messages/count_tokens"): (Operation.COUNT_TOKENS, count_tokens),
     }
 

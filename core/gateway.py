@@ -1,18 +1,20 @@
-"""The composition root: settings → every part of the gateway, wired explicitly (no module-level singletons)."""
+"""The composition root: settings → every part of the gateway, wired explicitly (no module-level singletons).
+
+What only some settings use (config store sources, the Redis-backed breaker and config cache) is imported when
+those settings ask for it, so a serverless cold start without them does not load it.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
 from core.auth.gateway_keys import GatewayKey
 from core.cache.backends import CacheBackend, MemoryCache, RedisCache
 from core.cache.response_cache import ResponseCache
-from core.config.cached_source import RedisCachedSource
 from core.config.plan import Planner
-from core.config.sources import ConfigSource, FileSource, open_source
 from core.config.store import ConfigStore
 from core.providers.registry import ProviderDeps, ProviderRegistry
 from core.ratelimit.base import RateLimiter
@@ -21,7 +23,6 @@ from core.routing.attempt import AttemptRunner
 from core.routing.breaker import Breaker, BreakerSettings, MemoryBreaker
 from core.routing.clock import Clock, SystemClock
 from core.routing.executor import Executor
-from core.routing.redis_breaker import RedisBreaker
 from core.routing.remote import RemoteGateways
 from core.security.ssrf import SsrfGuard
 from core.service import GatewayService
@@ -31,6 +32,9 @@ from core.telemetry.pipeline import LogPipeline
 from core.telemetry.setup import Telemetry, build_telemetry
 from core.telemetry.sinks.base import LogSink
 from core.transport import UpstreamClient, create_upstream_client
+
+if TYPE_CHECKING:
+    from core.config.sources import ConfigSource
 
 logger = logging.getLogger("skyrelay")
 
@@ -111,9 +115,15 @@ def settings_keys(settings: Settings) -> list[GatewayKey]:
 
 
 def build_config_store(settings: Settings, provider_ids: set[str], redis: RedisState | None = None) -> ConfigStore:
-    source: ConfigSource | None = open_source(settings.config) if settings.config else None
-    if source is not None and redis is not None and not isinstance(source, FileSource):
-        source = RedisCachedSource(source, redis, ttl_s=max(5.0, settings.config_poll_interval_s))
+    source: ConfigSource | None = None
+    if settings.config:
+        from core.config.sources import FileSource, open_source
+
+        source = open_source(settings.config)
+        if redis is not None and not isinstance(source, FileSource):
+            from core.config.cached_source import RedisCachedSource
+
+            source = RedisCachedSource(source, redis, ttl_s=max(5.0, settings.config_poll_interval_s))
     return ConfigStore(source, extra_keys=settings_keys(settings), provider_ids=provider_ids,
                        poll_interval_s=settings.config_poll_interval_s)
 
@@ -147,6 +157,8 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
     backend: CacheBackend
     limiter: RateLimiter
     if redis is not None:
+        from core.routing.redis_breaker import RedisBreaker
+
         breaker = RedisBreaker(redis, breaker_settings, local_breaker)
         backend = RedisCache(redis)
         limiter = RedisRateLimiter(redis, fail_open=settings.ratelimit_fail_open)

@@ -2,18 +2,28 @@
 
 Nothing else in core reads the environment for its own configuration: a composition function
 (:func:`core.gateway.build_gateway`) turns a :class:`Settings` into the gateway's parts and passes them in.
+
+Keyword arguments win over the environment, which wins over ``.env`` in the working folder, which wins over the
+defaults; variable names match in any case (``skyrelay_port`` too). Lists are comma-separated (``a,b``) or JSON
+(``["a", "b"]``). The environment is read by :func:`environment_values` rather than pydantic-settings, whose import
+loads every source it has (argparse for its CLI, dotenv, cloud secret stores) to use one: about 5% of the Lambda
+handler's import.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-CommaList = Annotated[list[str], NoDecode]
+ENV_PREFIX = "skyrelay_"
+ENV_FILE = ".env"
+
+#: A list setting: comma-separated or JSON in the environment (see ``_split_commas``).
+CommaList = list[str]
 
 
 def _split_commas(value: object) -> object:
@@ -27,10 +37,13 @@ def _split_commas(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Every knob of the gateway; each is also ``SKYRELAY_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="SKYRELAY_", env_file=".env", extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**environment_values(os.environ, ENV_FILE), **values})
 
     # --- serving -------------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `skyrelay serve` binds.")
@@ -183,3 +196,25 @@ class Settings(BaseSettings):
             if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
                 raise ValueError("gateway key hashes must be SHA-256 hex digests (use `skyrelay keys hash`)")
         return [d.lower() for d in value]
+
+
+def environment_values(environ: Mapping[str, str], env_file: str | None = None) -> dict[str, str]:
+    """The ``SKYRELAY_<NAME>`` variables of :class:`Settings` fields, by field name: those of ``environ`` over those
+    of ``env_file`` (when it exists; python-dotenv is imported only then)."""
+    values: dict[str, str] = {}
+    if env_file and os.path.isfile(env_file):
+        from dotenv import dotenv_values
+
+        values.update(_settings_variables(dotenv_values(env_file, encoding="utf-8")))
+    values.update(_settings_variables(environ))
+    return values
+
+
+def _settings_variables(variables: Mapping[str, str | None]) -> dict[str, str]:
+    fields = Settings.model_fields
+    found: dict[str, str] = {}
+    for name, value in variables.items():
+        key = name.lower()
+        if value is not None and key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):] in fields:
+            found[key[len(ENV_PREFIX):]] = value
+    return found

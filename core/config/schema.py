@@ -4,6 +4,9 @@ Unknown keys pass through (as in Portkey's zod schema); credential fields for ea
 target options. Validation errors are reported the way Portkey reports them — one string per problem,
 ``"path: strategy,mode, message: Invalid 'mode' value. Must be one of: ..."`` — inside a 400
 ``{"status": "failure", "message": "Invalid config passed", "errors": [...]}``.
+
+The models build their validators on first use (``defer_build``), not at import: a request without a config never
+validates one, so a cold start does not pay for them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ DEFAULT_RETRY_STATUS_CODES = (429, 500, 502, 503, 504)
 
 
 class StrategyConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     mode: str
     on_status_codes: list[int] | None = None
@@ -46,7 +49,7 @@ class StrategyConfig(BaseModel):
 
 
 class RetryConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     attempts: int = Field(ge=0)
     on_status_codes: list[int] | None = None
@@ -54,7 +57,7 @@ class RetryConfig(BaseModel):
 
 
 class CacheConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     mode: Literal["simple", "semantic"]
     max_age: float | None = Field(default=None, gt=0)
@@ -63,7 +66,7 @@ class CacheConfig(BaseModel):
 class TargetConfig(BaseModel):
     """One node of the config tree: a provider target, or a strategy over nested targets."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     strategy: StrategyConfig | None = None
     targets: list[TargetConfig] | None = None

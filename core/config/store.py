@@ -1,5 +1,8 @@
 """The config store at run time: an immutable snapshot (gateway keys, saved configs, virtual keys) swapped whole
 when a new, valid document arrives. A bad or unreachable update never replaces the last good snapshot.
+
+The code that reads a document (its pydantic models, PyYAML, secret references) is imported with the first document:
+a gateway without a config store — many serverless deployments — never loads it on its cold start.
 """
 
 from __future__ import annotations
@@ -8,15 +11,16 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.auth.gateway_keys import GatewayKey, GatewayKeyStore
-from core.config.schema import TargetConfig
-from core.config.secrets import SecretResolutionError, describe_ref, is_secret_ref, resolve_secret
-from core.config.sources import ConfigSource, ConfigSourceError
-from core.config.store_file import StoreDocument, StoreFileError, parse_document_text
 from core.ratelimit.base import UNLIMITED, Limits
 from core.routing.remote import RemoteGateway
+
+if TYPE_CHECKING:
+    from core.config.schema import TargetConfig
+    from core.config.sources import ConfigSource
+    from core.config.store_file import StoreDocument
 
 logger = logging.getLogger("skyrelay.config")
 
@@ -42,30 +46,33 @@ class StoreSnapshot:
     version: str | None = None
 
 
-def _resolve(value: Any, where: str, errors: list[str]) -> Any:
-    if not is_secret_ref(value):
-        return value
-    try:
-        return resolve_secret(value)
-    except SecretResolutionError as exc:
-        errors.append(f"{where}: {describe_ref(value)}: {exc}")
-        return None
-
-
 def build_snapshot(document: StoreDocument, extra_keys: Iterable[GatewayKey] = (), version: str | None = None,
                    source: str = "config") -> StoreSnapshot:
     """Resolve every secret reference now (not per request); any failure rejects the whole document."""
+    from core.config.secrets import SecretResolutionError, describe_ref, is_secret_ref, resolve_secret
+    from core.config.store_file import StoreFileError
+
     errors: list[str] = []
+
+    def resolve(value: Any, where: str) -> Any:
+        if not is_secret_ref(value):
+            return value
+        try:
+            return resolve_secret(value)
+        except SecretResolutionError as exc:
+            errors.append(f"{where}: {describe_ref(value)}: {exc}")
+            return None
+
     virtual_keys: dict[str, VirtualKey] = {}
     for name, entry in document.virtual_keys.items():
-        options = {k: _resolve(v, f"virtual_keys.{name}.{k}", errors) for k, v in entry.options().items()}
-        api_key = _resolve(entry.api_key, f"virtual_keys.{name}.api_key", errors) if entry.api_key else None
+        options = {k: resolve(v, f"virtual_keys.{name}.{k}") for k, v in entry.options().items()}
+        api_key = resolve(entry.api_key, f"virtual_keys.{name}.api_key") if entry.api_key else None
         limits = entry.rate_limits.limits() if entry.rate_limits else Limits()
         virtual_keys[name] = VirtualKey(name=name, provider=entry.provider, api_key=api_key,
                                         custom_host=entry.custom_host, options=options, limits=limits)
     remotes: dict[str, RemoteGateway] = {}
     for name, remote in document.remote_gateways.items():
-        remote_key = _resolve(remote.api_key, f"remote_gateways.{name}.api_key", errors) if remote.api_key else None
+        remote_key = resolve(remote.api_key, f"remote_gateways.{name}.api_key") if remote.api_key else None
         remotes[name] = RemoteGateway(name=name, url=remote.url.rstrip("/"), api_key=remote_key,
                                       health_url=remote.health_url, providers=tuple(remote.providers),
                                       regions=tuple(remote.regions))
@@ -120,22 +127,21 @@ class ConfigStore:
             return
         text, version = await self._source.fetch(None)
         assert text is not None
-        document = parse_document_text(text, self._source.describe(), self._provider_ids)
-        self.snapshot = await asyncio.to_thread(build_snapshot, document, self._extra_keys, version,
-                                                self._source.describe())
+        self.snapshot = await self._snapshot_of(self._source, text, version)
         self._version = version
 
     async def refresh(self) -> bool:
         """Fetch once; True when a new document was installed. Failures keep the last good snapshot."""
         if self._source is None:
             return False
+        from core.config.sources import ConfigSourceError
+        from core.config.store_file import StoreFileError
+
         try:
             text, version = await self._source.fetch(self._version)
             if text is None:
                 return False
-            document = parse_document_text(text, self._source.describe(), self._provider_ids)
-            snapshot = await asyncio.to_thread(build_snapshot, document, self._extra_keys, version,
-                                               self._source.describe())
+            snapshot = await self._snapshot_of(self._source, text, version)
         except (ConfigSourceError, StoreFileError) as exc:
             self.stats.failures += 1
             self.stats.last_error = str(exc)
@@ -146,6 +152,12 @@ class ConfigStore:
         self.stats.last_error = None
         logger.info("config store updated from %s (version %s)", self._source.describe(), version)
         return True
+
+    async def _snapshot_of(self, source: ConfigSource, text: str, version: str | None) -> StoreSnapshot:
+        from core.config.store_file import parse_document_text
+
+        document = parse_document_text(text, source.describe(), self._provider_ids)
+        return await asyncio.to_thread(build_snapshot, document, self._extra_keys, version, source.describe())
 
     def start(self) -> None:
         if self._source is not None and self._poll_interval_s > 0 and self._task is None:

@@ -11,7 +11,9 @@
       openai-prod: {provider: openai, api_key: {env: OPENAI_API_KEY}}
       bedrock-us: {provider: bedrock, aws_region: us-east-1}          # the gateway's own AWS identity
 
-Every problem is reported with its path, so ``skyrelay config validate`` can list them all at once.
+Every problem is reported with its path, so ``skyrelay config validate`` can list them all at once. The models
+build their validators, and PyYAML is imported, only when a document is read: a gateway without a config store
+never pays for either.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.config.schema import TargetConfig, parse_config
@@ -32,7 +33,7 @@ from core.telemetry.redaction import is_secret_field
 class RateLimitsEntry(BaseModel):
     """Requests and tokens per minute; absent = unlimited."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
@@ -42,7 +43,7 @@ class RateLimitsEntry(BaseModel):
 
 
 class GatewayKeyEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str = Field(min_length=1, max_length=128)
     sha256: str
@@ -62,7 +63,7 @@ class GatewayKeyEntry(BaseModel):
 class VirtualKeyEntry(BaseModel):
     """A named provider profile. Extra fields are provider options (aws_region, resource_name, ...)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     provider: str = Field(min_length=1)
     api_key: dict[str, Any] | None = None
@@ -84,7 +85,7 @@ class VirtualKeyEntry(BaseModel):
 class RemoteGatewayEntry(BaseModel):
     """Another Skyrelay this one may forward to (edge routing); its gateway key only as a secret reference."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     url: str = Field(pattern=r"^https?://")
     api_key: dict[str, Any] | None = None
@@ -101,7 +102,7 @@ class RemoteGatewayEntry(BaseModel):
 
 
 class StoreDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     gateway_keys: list[GatewayKeyEntry] = Field(default_factory=list)
     configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -178,6 +179,8 @@ def parse_document(data: Any, source: str, provider_ids: set[str] | None = None)
 
 
 def parse_document_text(text: str, source: str, provider_ids: set[str] | None = None) -> StoreDocument:
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
