@@ -54,6 +54,10 @@ from tests.handlers.lambda_events import http_event  # noqa: E402
 
 PYTHON = sys.executable
 PORTKEY_VERSION = "1.15.2"
+# 1.15.2 declares caret ranges. Resolved today, @hono/node-ws 1.3.x lifts @hono/node-server (its peer) to 1.19.x,
+# under which every streamed chat completion fails with "TypeError: immutable" (Portkey-AI/gateway#1389). These
+# are the newest versions that keep the node server at 1.13.5, the one Portkey's own lockfile resolves (#1604).
+PORTKEY_PINS = {"@hono/node-server": "1.13.5", "@hono/node-ws": "1.2.0"}
 PORTKEY_DIR = ROOT / ".cache" / "portkey"
 PORTKEY_SERVER = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
 SCRUB = ("SKYRELAY_", "AWS_", "GOOGLE_", "AZURE_", "STORAGE_EMULATOR")
@@ -203,18 +207,39 @@ def measure_all(entries: list[tuple[str, Callable[[Path], float], bool]], runs: 
 
 # --- Portkey -------------------------------------------------------------------------------------------------
 def portkey_installed() -> str | None:
-    """Installs @portkey-ai/gateway from npm into .cache/portkey when missing; returns why it cannot run, if so."""
-    if PORTKEY_SERVER.exists():
+    """Installs @portkey-ai/gateway and PORTKEY_PINS from npm into .cache/portkey unless exactly that tree is there;
+    returns why it cannot run, if so."""
+    wanted = {"@portkey-ai/gateway": PORTKEY_VERSION, **PORTKEY_PINS}
+    if portkey_versions() == wanted:
         return None
     if shutil.which("npm") is None or shutil.which("node") is None:
         return "node/npm not installed"
     PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
+    manifest = {"private": True, "dependencies": {"@portkey-ai/gateway": PORTKEY_VERSION}, "overrides": PORTKEY_PINS}
+    (PORTKEY_DIR / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (PORTKEY_DIR / "package-lock.json").unlink(missing_ok=True)  # a lock from before the pins keeps 1.19.x
     result = subprocess.run(["npm", "install", "--prefix", str(PORTKEY_DIR), "--no-audit", "--no-fund",
-                             "--loglevel=error", f"@portkey-ai/gateway@{PORTKEY_VERSION}"],
-                            capture_output=True, text=True, check=False, timeout=600)
-    if result.returncode != 0 or not PORTKEY_SERVER.exists():
-        return f"npm install failed: {result.stderr.strip()[-300:]}"
+                             "--loglevel=error"], capture_output=True, text=True, check=False, timeout=600)
+    if result.returncode != 0 or portkey_versions() != wanted:
+        return f"npm install failed (got {portkey_versions()}): {result.stderr.strip()[-300:]}"
     return None
+
+
+def portkey_versions() -> dict[str, str | None]:
+    """The versions Node loads for the gateway: a copy nested under the gateway wins over the top-level one."""
+    gateway = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway"
+    versions = {"@portkey-ai/gateway": _npm_version(gateway)}
+    for name in PORTKEY_PINS:
+        nested = gateway / "node_modules" / name
+        versions[name] = _npm_version(nested if nested.exists() else PORTKEY_DIR / "node_modules" / name)
+    return versions
+
+
+def _npm_version(package: Path) -> str | None:
+    try:
+        return str(json.loads((package / "package.json").read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 # --- bundles -------------------------------------------------------------------------------------------------

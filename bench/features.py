@@ -27,7 +27,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import free_port, read_port_line  # noqa: E402
+from processes import free_port, read_port_line  # noqa: E402 - bench/, beside this script, is on sys.path
 
 EDGE_KEY = "sk-sr-bench-edge-to-cloud"
 
