@@ -1,7 +1,7 @@
 """The hot-path upstream client: HTTP/1.1 keep-alive on asyncio protocols, parsed by httptools (llhttp).
 
 Why our own: bench/ measured aiohttp's client at about 200 µs of CPU per request on one core, 60 % of the whole
-pass-through floor, and a protocol-level client with the same parser at about 20–35 µs. The gateway makes exactly
+pass-through floor, and a protocol-level client with the same parser at about 20-35 µs. The gateway makes exactly
 one kind of call — a request with a body in memory to a provider origin, answered by a buffered or streamed
 response — so the client needs little: a per-origin pool of persistent connections, response framing
 (Content-Length, chunked, close-delimited), gzip/deflate decoding, connect and read timeouts, TLS, and the SSRF
@@ -494,8 +494,8 @@ class Http1UpstreamClient:
             except TimeoutError:
                 raise TransportTimeout(f"timed out connecting to {_describe(origin)}") from None
             except ssl.SSLError as exc:
-                raise TransportConnectError(f"could not connect to {_describe(origin)}: TLS failed ({exc.reason or exc})"
-                                            ) from None
+                message = f"could not connect to {_describe(origin)}: TLS failed ({exc.reason or exc})"
+                raise TransportConnectError(message) from None
             except OSError as exc:
                 last = exc
                 continue
