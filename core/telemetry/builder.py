@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from core.telemetry.costs import PriceTable, price_record
-from core.telemetry.redaction import BodyRedactor, scrub, secret_values
+from core.telemetry.redaction import BodyRedactor, scrub_carried
 
 if TYPE_CHECKING:
     from core.telemetry.pipeline import PipelineStats
@@ -55,7 +55,7 @@ class RecordBuilder:
             line = orjson.dumps({"id": entry.id, "trace_id": entry.trace_id, "route": entry.route,
                                  "status": entry.status, "outcome": entry.outcome,
                                  "serialisation_error": type(exc).__name__})
-        return scrub(line, secret_values(entry.request_headers))
+        return scrub_carried(line, entry.request_headers)
 
     def _observe(self, record: dict[str, Any], entry: RequestLog) -> None:
         for observer in self._observers:

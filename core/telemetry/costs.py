@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger("skyrelay.logs")
 
@@ -46,9 +46,11 @@ _UNUSED_KEYS = frozenset({"web_searches_kcount", "storage_searches_kcount"})
 _MILLION = Decimal(1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    """Token counts as OpenAI reports them: ``input`` includes ``cache_read`` and ``cache_write``."""
+class Tokens(NamedTuple):
+    """Token counts as OpenAI reports them: ``input`` includes ``cache_read`` and ``cache_write``.
+
+    A named tuple rather than a frozen dataclass: one is made for every record, and this is the cheap immutable.
+    """
 
     input: int = 0
     output: int = 0
@@ -63,12 +65,23 @@ class Tokens:
         if not isinstance(prompt, int) and not isinstance(completion, int):
             return None
         details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        written = details.get("cache_creation_tokens") if isinstance(details, dict) else None
+        if not isinstance(details, dict):
+            return cls(prompt if isinstance(prompt, int) else 0, completion if isinstance(completion, int) else 0)
+        cached, written = details.get("cached_tokens"), details.get("cache_creation_tokens")
         return cls(input=prompt if isinstance(prompt, int) else 0,
                    output=completion if isinstance(completion, int) else 0,
                    cache_read=cached if isinstance(cached, int) else 0,
                    cache_write=written if isinstance(written, int) else 0)
+
+
+class _Entry(NamedTuple):
+    table_provider: Any
+    info: Any
+    source: str  # "provider/model" in the table
+    record_source: str  # a record's ``cost_source``: the table's version and the entry
+
+
+_UNKNOWN: Any = object()  # not looked up yet (a looked-up model the table lacks is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +100,7 @@ class PriceTable:
         self.available = True
         self._models: dict[tuple[str, str], Any] = {}
         self._linear: dict[int, tuple[float, Coefficients | None]] = {}
+        self._entries: dict[tuple[str, tuple[str | None, ...]], _Entry | None] = {}
 
     def load(self) -> None:
         if self._snapshot is not None or not self.available:
@@ -114,16 +128,50 @@ class PriceTable:
             return Cost(None, "no_usage")
         if not self.available:
             return Cost(None, "no_price_table")
-        self.load()
-        found = next((f for m in models if m and (f := self._lookup(provider or "", m)) is not None), None)
+        found = self._entry(provider or "", models)
         if found is None:
             return Cost(None, "unknown_model")
-        table_provider, info = found
-        source = f"{table_provider.id}/{info.id}"
-        usd = linear_cost(self._coefficients(info, when), tokens)
+        return Cost(self._usd(found, tokens, when), "ok", found.source)
+
+    def record_cost(self, provider: str | None, models: tuple[str | None, ...], usage: Any, *,
+                    cache_hit: bool = False) -> tuple[float | None, str, str | None]:
+        """:meth:`cost` of a record's ``usage``, as its ``(cost, cost_status, cost_source)`` fields."""
+        if cache_hit:
+            return 0.0, "cache_hit", None
+        tokens = Tokens.from_usage(usage)
+        if tokens is None:
+            return None, "no_usage", None
+        if not self.available:
+            return None, "no_price_table", None
+        found = self._entry(provider or "", models)
+        if found is None:
+            return None, "unknown_model", None
+        return self._usd(found, tokens, None), "ok", found.record_source
+
+    def _usd(self, found: _Entry, tokens: Tokens, when: datetime | None) -> float:
+        usd = linear_cost(self._coefficients(found.info, when), tokens)
         if usd is None:
-            usd = float(self._library_cost(info, table_provider, tokens, when))
-        return Cost(usd, "ok", source)
+            usd = float(self._library_cost(found.info, found.table_provider, tokens, when))
+        return usd
+
+    def _entry(self, provider: str, models: tuple[str | None, ...]) -> _Entry | None:
+        """The table entry of the first of ``models`` the table knows. Memoised with the texts that name it: every
+        record asks, and callers use a few providers and models."""
+        key = (provider, models)
+        found = self._entries.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found
+        self.load()
+        hit = next((f for m in models if m and (f := self._lookup(provider, m)) is not None), None)
+        if hit is not None:
+            table_provider, info = hit
+            source = f"{table_provider.id}/{info.id}"
+            found = _Entry(table_provider, info, source, f"genai-prices {self.version}: {source}")
+        else:
+            found = None
+        if len(self._entries) < 10_000:
+            self._entries[key] = found
+        return found
 
     def _coefficients(self, info: Any, when: datetime | None) -> Coefficients | None:
         """Per-token prices of a model, re-read hourly (prices can change on a date)."""
@@ -203,9 +251,6 @@ def price_record(table: PriceTable, record: dict[str, Any], response: Any) -> No
     """Adds ``cost``, ``cost_status`` and ``cost_source`` to a record (called by the pipeline's writer).
     ``response``: the parsed answer, whose ``model`` names the exact model version that served it."""
     model = response.get("model") if isinstance(response, dict) and isinstance(response.get("model"), str) else None
-    tokens = Tokens.from_usage(record.get("usage"))
-    cost = table.cost(record.get("provider"), (model, record.get("model")), tokens,
-                      cache_hit=record.get("cache_status") == "HIT")
-    record["cost"] = cost.usd
-    record["cost_status"] = cost.status
-    record["cost_source"] = f"genai-prices {table.version}: {cost.source}" if cost.source else None
+    record["cost"], record["cost_status"], record["cost_source"] = table.record_cost(
+        record.get("provider"), (model, record.get("model")), record.get("usage"),
+        cache_hit=record.get("cache_status") == "HIT")

@@ -13,14 +13,17 @@ ones are counted under ``model="other"``, so a client sending random model names
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from core.telemetry.metric_families import CounterChild, CounterFamily, Families, HistogramChild, HistogramFamily
 
 if TYPE_CHECKING:
     from core.telemetry.pipeline import LogPipeline
@@ -37,31 +40,35 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class GatewayMetrics:
-    """The registry and every metric; :meth:`render` is the body of ``GET /metrics``."""
+    """The registry and every metric; :meth:`render` is the body of ``GET /metrics``.
+
+    The request metrics are :mod:`core.telemetry.metric_families` (plain numbers the log writer adds to, exposed
+    as prometheus_client's own); the state is read at scrape time by collectors added with :meth:`add_state`.
+    """
 
     def __init__(self, *, max_models: int = 500) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter("skyrelay_requests", "Requests answered, by operation, provider, model, status "
-                                "and outcome.", ["operation", "provider", "model", "status", "outcome"], registry=r)
-        self.errors = Counter("skyrelay_request_errors", "Requests that did not end well, by error type (the "
-                              "OpenAI error type, or upstream_error, stream_error, client_disconnected).",
-                              ["operation", "provider", "error_type"], registry=r)
-        self.latency = Histogram("skyrelay_request_duration_seconds", "Time from request to the last byte.",
-                                 ["operation", "provider", "model", "stream"], buckets=LATENCY_BUCKETS, registry=r)
-        self.ttft = Histogram("skyrelay_time_to_first_token_seconds", "Streams: time from request to the first "
-                              "chunk from the provider.", ["provider", "model"], buckets=TTFT_BUCKETS, registry=r)
-        self.tokens = Counter("skyrelay_tokens", "Tokens reported by providers.",
-                              ["provider", "model", "direction"], registry=r)
-        self.cost = Counter("skyrelay_cost_usd", "Cost in US dollars from token usage and the price table.",
-                            ["provider", "model"], registry=r)
-        self.unpriced = Counter("skyrelay_unpriced_requests", "Requests with token usage that could not be priced "
-                                "(unknown_model, no_price_table).", ["provider", "model", "reason"], registry=r)
-        self.cache = Counter("skyrelay_cache_lookups", "Requests by response-cache status (HIT, MISS, REFRESH, "
-                             "DISABLED).", ["status"], registry=r)
-        self.retries = Counter("skyrelay_retries", "Retry attempts made by the router.", ["provider"], registry=r)
-        self.fallbacks = Counter("skyrelay_fallbacks", "Times a fallback moved on to the next target.", [],
-                                 registry=r)
+        self.requests = CounterFamily("skyrelay_requests", "Requests answered, by operation, provider, model, status "
+                                      "and outcome.", ["operation", "provider", "model", "status", "outcome"])
+        self.errors = CounterFamily("skyrelay_request_errors", "Requests that did not end well, by error type (the "
+                                    "OpenAI error type, or upstream_error, stream_error, client_disconnected).",
+                                    ["operation", "provider", "error_type"])
+        self.latency = HistogramFamily("skyrelay_request_duration_seconds", "Time from request to the last byte.",
+                                       ["operation", "provider", "model", "stream"], LATENCY_BUCKETS)
+        self.ttft = HistogramFamily("skyrelay_time_to_first_token_seconds", "Streams: time from request to the "
+                                    "first chunk from the provider.", ["provider", "model"], TTFT_BUCKETS)
+        self.tokens = CounterFamily("skyrelay_tokens", "Tokens reported by providers.",
+                                    ["provider", "model", "direction"])
+        self.cost = CounterFamily("skyrelay_cost_usd", "Cost in US dollars from token usage and the price table.",
+                                  ["provider", "model"])
+        self.unpriced = CounterFamily("skyrelay_unpriced_requests", "Requests with token usage that could not be "
+                                      "priced (unknown_model, no_price_table).", ["provider", "model", "reason"])
+        self.cache = CounterFamily("skyrelay_cache_lookups", "Requests by response-cache status (HIT, MISS, "
+                                   "REFRESH, DISABLED).", ["status"])
+        self.retries = CounterFamily("skyrelay_retries", "Retry attempts made by the router.", ["provider"])
+        self.fallbacks = CounterFamily("skyrelay_fallbacks", "Times a fallback moved on to the next target.")
+        self.registry.register(Families([self.requests, self.errors, self.latency, self.ttft, self.tokens,
+                                         self.cost, self.unpriced, self.cache, self.retries, self.fallbacks]))
         self._max_models = max_models
         self._models: set[str] = set()
 
@@ -85,19 +92,25 @@ class GatewayMetrics:
         return "other"
 
 
+#: The fields :class:`PrometheusObserver` reads from every record, fetched in one call: every record the writer
+#: builds has them (:meth:`core.telemetry.records.RequestLog.to_record`). The first eight make a series' labels.
+_FIELDS = operator.itemgetter("operation", "provider", "model", "status", "outcome", "stream", "cache_status", "error",
+                              "latency_ms", "ttfb_ms", "usage", "retry_attempts")
+
+
 @dataclass(slots=True)
 class _Series:
     """The metric children one combination of labels updates, looked up once and kept."""
 
-    requests: Any
-    latency: Any
-    ttft: Any
-    tokens_in: Any
-    tokens_out: Any
-    cost: Any
-    cache: Any
-    retries: Any
-    errors: Any
+    requests: CounterChild
+    latency: HistogramChild
+    ttft: HistogramChild
+    tokens_in: CounterChild
+    tokens_out: CounterChild
+    cost: CounterChild
+    cache: CounterChild
+    retries: CounterChild
+    errors: CounterChild | None
 
 
 class PrometheusObserver:
@@ -107,65 +120,61 @@ class PrometheusObserver:
         self._m = metrics
         self._series: dict[tuple[Any, ...], _Series] = {}
 
-    def _lookup(self, record: dict[str, Any]) -> _Series:
+    def _lookup(self, fields: tuple[Any, ...]) -> _Series:
+        """The series of a record's label fields (the first eight of :data:`_FIELDS`, the error as its type),
+        kept per raw value: a model's label never changes once given."""
+        series = self._series.get(fields)
+        if series is not None:
+            return series
         m = self._m
-        operation = record.get("operation") or "none"
-        provider = record.get("provider") or "none"
-        model = m.model_label(record.get("model"))
-        outcome = record.get("outcome") or "ok"
-        stream = "true" if record.get("stream") else "false"
-        error = record.get("error")
-        error_type = str(error.get("type") or outcome) if isinstance(error, dict) else outcome
-        key = (operation, provider, model, record.get("status"), outcome, stream, record.get("cache_status"),
-               error_type)
-        series = self._series.get(key)
-        if series is None:
-            series = _Series(
-                requests=m.requests.labels(operation, provider, model, str(record.get("status")), outcome),
-                latency=m.latency.labels(operation, provider, model, stream),
-                ttft=m.ttft.labels(provider, model),
-                tokens_in=m.tokens.labels(provider, model, "input"),
-                tokens_out=m.tokens.labels(provider, model, "output"),
-                cost=m.cost.labels(provider, model),
-                cache=m.cache.labels(str(record.get("cache_status") or "DISABLED")),
-                retries=m.retries.labels(provider),
-                errors=m.errors.labels(operation, provider, error_type) if outcome != "ok" else None,
-            )
-            if len(self._series) < 100_000:
-                self._series[key] = series
+        operation, provider, model, status, outcome, stream, cache_status, error_type = fields
+        operation, provider, model = operation or "none", provider or "none", m.model_label(model)
+        stream = "true" if stream else "false"
+        series = _Series(
+            requests=m.requests.labels(operation, provider, model, str(status), outcome),
+            latency=m.latency.labels(operation, provider, model, stream),
+            ttft=m.ttft.labels(provider, model),
+            tokens_in=m.tokens.labels(provider, model, "input"),
+            tokens_out=m.tokens.labels(provider, model, "output"),
+            cost=m.cost.labels(provider, model),
+            cache=m.cache.labels(str(cache_status or "DISABLED")),
+            retries=m.retries.labels(provider),
+            errors=m.errors.labels(operation, provider, error_type) if outcome != "ok" else None,
+        )
+        if len(self._series) < 100_000:
+            self._series[fields] = series
         return series
 
     def observe(self, record: dict[str, Any], entry: RequestLog) -> None:
-        series = self._lookup(record)
-        series.requests.inc()
+        (operation, provider, model, status, outcome, stream, cache_status, error, latency, ttfb, usage,
+         retries) = _FIELDS(record)
+        outcome = outcome or "ok"
+        error_type = str(error.get("type") or outcome) if isinstance(error, dict) else outcome
+        series = self._lookup((operation, provider, model, status, outcome, stream, cache_status, error_type))
+        series.requests.value += 1
         if series.errors is not None:
-            series.errors.inc()
-        latency = record.get("latency_ms")
+            series.errors.value += 1
         if latency is not None:
             series.latency.observe(latency / 1000)
-        ttfb = record.get("ttfb_ms")
-        if ttfb is not None and record.get("stream"):
+        if ttfb is not None and stream:
             series.ttft.observe(ttfb / 1000)
-        usage = record.get("usage")
         if type(usage) is dict:
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if type(prompt) is int and prompt > 0:
-                series.tokens_in.inc(prompt)
+                series.tokens_in.value += prompt
             if type(completion) is int and completion > 0:
-                series.tokens_out.inc(completion)
-        cost, status = record.get("cost"), record.get("cost_status")
+                series.tokens_out.value += completion
+        cost, cost_status = record.get("cost"), record.get("cost_status")
         if type(cost) is float and cost > 0:
-            series.cost.inc(cost)
-        elif status in ("unknown_model", "no_price_table"):
-            m = self._m
-            m.unpriced.labels(record.get("provider") or "none", m.model_label(record.get("model")), status).inc()
-        series.cache.inc()
-        retries = record.get("retry_attempts")
+            series.cost.value += cost
+        elif cost_status in ("unknown_model", "no_price_table"):
+            self._m.unpriced.labels(provider or "none", self._m.model_label(model), cost_status).value += 1
+        series.cache.value += 1
         if type(retries) is int and retries > 0:
-            series.retries.inc(retries)
+            series.retries.value += retries
         fallbacks = record.get("fallbacks")
         if type(fallbacks) is int and fallbacks > 0:
-            self._m.fallbacks.inc(fallbacks)
+            self._m.fallbacks.labels().value += fallbacks
 
 
 class StateCollector(Collector):

@@ -376,18 +376,18 @@ class LogPipeline:
         Records are built as they arrive, not when a batch is due: metrics and traces stay current, and the
         event loop is never held for a whole batch's worth of serialisation.
         """
-        built = 0
         started = time.thread_time()
-        while self._queue and (limit is None or built < limit):
-            if len(self._open) >= self._batch_max_records or self._open_bytes >= self._batch_max_bytes:
+        queue, batch, build = self._queue, self._open, self._builder.build
+        room = self._batch_max_records - len(batch)
+        todo = min(len(queue), room if limit is None else min(limit, room))
+        if todo > 0 and not batch:
+            self._open_started, self._open_ts = queue[0].started, queue[0].started_wall
+        for _ in range(todo):
+            if self._open_bytes >= self._batch_max_bytes:
                 break
-            entry = self._queue.popleft()
-            line = self._builder.build(entry)
-            if not self._open:
-                self._open_started, self._open_ts = entry.started, entry.started_wall
-            self._open.append(line)
+            line = build(queue.popleft())
+            batch.append(line)
             self._open_bytes += len(line)
-            built += 1
         self.stats.build_cpu_s += time.thread_time() - started
 
     def _close_open(self) -> Batch:

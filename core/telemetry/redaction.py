@@ -7,14 +7,18 @@ depth. Bodies: the fields named in settings, at any depth, plus credential-like 
 Names are not enough on their own: an upstream error message may echo the key it was sent. So the values of the
 caller's credentials (:func:`secret_values`) are also scrubbed from the serialised record wherever they appear
 (:func:`scrub`).
+
+Substrings of bytes are looked for with ``find``, not ``in``: CPython's ``bytes.__contains__`` first tries its
+argument as an integer and builds (then discards) a TypeError for every other one, several times the cost of the
+search itself on the short texts searched here, for every record.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,20 +67,70 @@ def redact_secret_fields(value: Any) -> Any:
     return value
 
 
+#: How :func:`redact_headers` logs a header, by name.
+_KEEP, _HIDE, _CONFIG, _HOST = range(4)
+
+
+@functools.lru_cache(maxsize=2048)
+def _header_rule(name: str) -> tuple[str, int]:
+    """A header's logged name and how its value is logged. Memoised: every header of every record asks."""
+    lower = name.lower()
+    if is_secret_header(lower):
+        return lower, _HIDE
+    if lower == "x-portkey-config":
+        return lower, _CONFIG
+    if lower == "x-portkey-custom-host":
+        return lower, _HOST
+    return lower, _KEEP
+
+
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    if type(headers) is dict:
+        plan = _plan(tuple(headers))
+        out = headers.copy() if plan.lowercase else dict(zip(plan.names, headers.values(), strict=True))
+        for name in plan.hidden:
+            out[name] = REDACTED
+        if plan.rewritten:
+            values = tuple(headers.values())
+            for at, name, rewrite in plan.rewritten:
+                out[name] = rewrite(values[at])
+        return out
     items = headers.items() if isinstance(headers, Mapping) else headers
-    out: dict[str, str] = {}
+    out = {}
     for name, value in items:
-        lower = name.lower()
-        if is_secret_header(lower):
-            out[lower] = REDACTED
-        elif lower == "x-portkey-config":
-            out[lower] = _redact_config_header(value)
-        elif lower == "x-portkey-custom-host":
-            out[lower] = _redact_userinfo(value)
-        else:
+        lower, rule = _header_rule(name)
+        if rule == _KEEP:
             out[lower] = value
+        elif rule == _HIDE:
+            out[lower] = REDACTED
+        elif rule == _CONFIG:
+            out[lower] = _redact_config_header(value)
+        else:
+            out[lower] = _redact_userinfo(value)
     return out
+
+
+class _HeaderPlan(NamedTuple):
+    names: tuple[str, ...]  # the logged name of each header, in order
+    lowercase: bool  # the names are logged as they are (ASGI servers give them lowercased)
+    hidden: tuple[str, ...]  # logged names whose values are replaced
+    rewritten: tuple[tuple[int, str, Callable[[str], str]], ...]  # (position, logged name, rewrite) of the others
+    carried: tuple[str, ...]  # names of the headers that can carry credentials (:func:`secret_values`)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(names: tuple[str, ...]) -> _HeaderPlan:
+    """What to do with each header of a request that has these names, in this order. Memoised per set of names:
+    callers send a few, and then most headers of a record are copied in one step instead of one at a time."""
+    rules = [_header_rule(name) for name in names]
+    rewrites = {_CONFIG: _redact_config_header, _HOST: _redact_userinfo}
+    return _HeaderPlan(
+        names=tuple(lower for lower, _ in rules),
+        lowercase=all(lower == name for name, (lower, _) in zip(names, rules, strict=True)),
+        hidden=tuple(lower for lower, rule in rules if rule == _HIDE),
+        rewritten=tuple((at, lower, rewrites[rule]) for at, (lower, rule) in enumerate(rules) if rule in rewrites),
+        carried=tuple(name for name, (_, rule) in zip(names, rules, strict=True) if rule in (_HIDE, _CONFIG)),
+    )
 
 
 def _redact_userinfo(url: str) -> str:
@@ -103,13 +157,38 @@ _MIN_SCRUB_LEN = 8
 def secret_values(headers: Mapping[str, str]) -> tuple[bytes, ...]:
     """The credential values a request carried (header values, credential fields of an inline config), as they
     would appear inside a JSON document, longest first."""
-    carried = tuple((name, value) for name, value in headers.items()
-                    if is_secret_header(name) or name.lower() == "x-portkey-config")
-    return _secret_values(carried) if carried else ()
+    carried = _carried(headers)
+    return _secrets(carried).values if carried else ()
+
+
+def scrub_carried(line: bytes, headers: Mapping[str, str]) -> bytes:
+    """``scrub(line, secret_values(headers))``, which runs for every record: most lines hold none of the values,
+    and that is settled by looking for the few values that every other one contains (a bearer token, not
+    ``Bearer <token>`` as well)."""
+    carried = _carried(headers)
+    if not carried:
+        return line
+    secrets = _secrets(carried)
+    for value in secrets.screen:
+        if line.find(value) != -1:
+            return scrub(line, secrets.values)
+    return line
+
+
+def _carried(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The headers that can carry credentials."""
+    if type(headers) is dict:
+        return tuple([(name, headers[name]) for name in _plan(tuple(headers)).carried])
+    return tuple((name, value) for name, value in headers.items() if _header_rule(name)[1] in (_HIDE, _CONFIG))
+
+
+class _Secrets(NamedTuple):
+    values: tuple[bytes, ...]  # longest first, the order :func:`scrub` replaces them in
+    screen: tuple[bytes, ...]  # the values that contain no other: a line holding any value holds one of these
 
 
 @functools.lru_cache(maxsize=256)
-def _secret_values(headers: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
+def _secrets(headers: tuple[tuple[str, str], ...]) -> _Secrets:
     """Memoised: most requests repeat a few callers' credentials, and this runs for every record."""
     found: set[str] = set()
     for name, value in headers:
@@ -129,7 +208,9 @@ def _secret_values(headers: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
         if len(value) >= _MIN_SCRUB_LEN:
             out.add(value.encode())
             out.add(orjson.dumps(value)[1:-1])  # its JSON-escaped form, if escaping changes it
-    return tuple(sorted(out, key=len, reverse=True))
+    values = tuple(sorted(out, key=len, reverse=True))
+    screen = tuple(v for v in values if not any(other != v and other in v for other in values))
+    return _Secrets(values, screen)
 
 
 def _collect_secret_fields(value: Any, found: set[str]) -> None:
@@ -149,7 +230,7 @@ def _collect_secret_fields(value: Any, found: set[str]) -> None:
 def scrub(line: bytes, secrets: Iterable[bytes]) -> bytes:
     """``line`` with every occurrence of each secret value replaced by ``[REDACTED]``."""
     for secret in secrets:
-        if secret in line:
+        if line.find(secret) != -1:
             line = line.replace(secret, REDACTED.encode())
     return line
 
@@ -178,15 +259,16 @@ class BodyRedactor:
                 raw = orjson.dumps(value)
             except TypeError:
                 return self(value)
-        if b"\n" in raw or b"\r" in raw or self._suspicious(raw):
+        if raw.find(b"\n") != -1 or raw.find(b"\r") != -1 or self._suspicious(raw):
             return self(value)  # a record is one line; or some key may need hiding
         return orjson.Fragment(raw)
 
     def _suspicious(self, raw: bytes) -> bool:
         """Could any key of this JSON be hidden? A superset of :func:`is_secret_field` and the configured names."""
         low = raw.lower()
-        if any(word in low for word in self._words):
-            return True
+        for word in self._words:
+            if low.find(word) != -1:
+                return True
         at = low.find(b"token")
         while at != -1:
             if low[at + 5 : at + 6] != b"s":  # "token" not followed by "s", as in _SECRET_FIELD_PATTERN

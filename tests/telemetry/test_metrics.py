@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.telemetry.costs import PriceTable
+from core.telemetry.metric_families import CounterFamily, Families, HistogramFamily
 from core.telemetry.metrics import GatewayMetrics, PrometheusObserver, StateCollector
 from core.telemetry.pipeline import LogPipeline
 from core.telemetry.spill import DiskSpill
@@ -89,3 +92,29 @@ async def test_request_metrics_and_state_gauges(tmp_path: Path) -> None:
     assert value(found, "skyrelay_log_queue_depth") == 0
     sink.down = False
     await pipeline.aclose(5)
+
+
+def test_families_render_as_prometheus_client_would() -> None:
+    """The request metrics are plain numbers; on the same updates they render as the library's own objects."""
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    counter, unlabelled = CounterFamily("c", "A counter.", ["a", "b"]), CounterFamily("u", "Unlabelled.")
+    histogram, unused = HistogramFamily("h", "Seconds.", ["a"], (0.1, 1.0, 10.0)), CounterFamily("n", "None.", ["a"])
+    ours.register(Families([counter, unlabelled, histogram, unused]))
+    lib_counter, lib_unlabelled = Counter("c", "A counter.", ["a", "b"], registry=theirs), Counter("u", "Unlabelled.",
+                                                                                                 registry=theirs)
+    lib_histogram = Histogram("h", "Seconds.", ["a"], buckets=(0.1, 1.0, 10.0), registry=theirs)
+    Counter("n", "None.", ["a"], registry=theirs)
+    for i, amount in enumerate((0.05, 0.1, 0.1 + 0.2, 1.0, 7.5, 12.0, 1e-9, 0.0)):
+        labels = ("x", "y") if i % 3 else ("z", "w")
+        counter.labels(*labels).value += amount
+        lib_counter.labels(*labels).inc(amount)
+        unlabelled.labels().value += 1
+        lib_unlabelled.inc()
+        histogram.labels(labels[0]).observe(amount)
+        lib_histogram.labels(labels[0]).observe(amount)
+
+    def text(registry: CollectorRegistry) -> str:  # creation times differ by microseconds
+        return re.sub(r"(_created(\{[^}]*\})?) \S+", r"\1 T", generate_latest(registry).decode())
+
+    assert text(ours) == text(theirs)
+    assert "_created" in text(ours)

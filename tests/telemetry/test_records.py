@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import orjson
 import pytest
 
@@ -43,6 +45,11 @@ TOOLS = [event({**BASE, "choices": [{"index": 0, "delta": {"tool_calls": [
             "choices": [{"index": 0, "text": "hi", "finish_reason": "stop"}]})],
     [event({**BASE, "provider": "openai", "choices": [{"delta": {"content": "x"}}]}), b"data: [DONE]\n\n"],
     [b"data: [DONE]\n\n"],
+    TEXT[:4],  # no [DONE]
+    [TEXT[1], b"data: [DONE]\n\n", TEXT[2]],  # [DONE] before the end
+    [TEXT[1], b"\n", TEXT[2]],  # an extra blank line
+    [TEXT[1], TEXT[2][:-1]],  # the last event not closed
+    [b"data: \n\n", TEXT[1]],  # an empty event
 ])
 def test_fast_assembly_agrees_with_the_sse_parser(chunks: list[bytes]) -> None:
     assert _assemble(chunks) == assemble_stream(chunks)
@@ -51,6 +58,13 @@ def test_fast_assembly_agrees_with_the_sse_parser(chunks: list[bytes]) -> None:
 def test_timestamps_are_iso_utc_with_milliseconds() -> None:
     assert _iso(1_790_000_000.1234) == "2026-09-21T14:13:20.123Z"
     assert _iso(1_790_000_000.9999) == "2026-09-21T14:13:20.999Z"
+    assert _iso(1_790_000_000.0) == "2026-09-21T14:13:20.000Z"
+
+
+def test_record_ids_are_random_uuid4_hex() -> None:
+    ids = {entry(i).id for i in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(i).hex == i and uuid.UUID(i).version == 4 for i in ids)
 
 
 def test_a_pretty_printed_body_still_makes_one_line() -> None:

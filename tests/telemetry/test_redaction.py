@@ -7,7 +7,7 @@ import json
 import orjson
 
 from core.telemetry.pipeline import LogPipeline
-from core.telemetry.redaction import REDACTED, scrub, secret_values
+from core.telemetry.redaction import REDACTED, scrub, scrub_carried, secret_values
 from tests.telemetry.conftest import MemorySink, entry
 
 PROVIDER_KEY = "sk-provider-abcdef123456"
@@ -41,6 +41,15 @@ def test_scrub_replaces_every_occurrence() -> None:
     out = scrub(line, secret_values(HEADERS))
     assert PROVIDER_KEY.encode() not in out
     assert out.count(REDACTED.encode()) == 2
+
+
+def test_the_record_scrub_is_scrub_of_the_secret_values() -> None:
+    """``scrub_carried`` looks first for the values every other one contains; the answer is the same."""
+    echoed = orjson.dumps({"error": {"message": f"bad Bearer {PROVIDER_KEY}, {GATEWAY_KEY}"}, "k": AWS_SECRET})
+    clean = orjson.dumps({"error": {"message": "rate limited"}})
+    for line in (echoed, clean):
+        assert scrub_carried(line, HEADERS) == scrub(line, secret_values(HEADERS))
+    assert scrub_carried(echoed, {"x-portkey-provider": "openai"}) == echoed
 
 
 async def test_a_record_holds_no_secret_anywhere() -> None:

@@ -42,3 +42,17 @@ def test_body_redactor_replaces_configured_fields_at_any_depth() -> None:
     body = {"messages": [{"role": "user", "content": "x", "ssn": "123"}], "max_tokens": 5, "user": "u"}
     assert redact(body) == {"messages": [{"role": "user", "content": "x", "ssn": REDACTED}], "max_tokens": 5,
                             "user": "u"}
+
+
+def test_headers_are_redacted_the_same_as_a_dict_or_as_pairs() -> None:
+    """A dict is redacted by a plan kept per set of names; pairs one by one: the same record either way."""
+    config = json.dumps({"provider": "openai", "api_key": "sk-1"})
+    for headers in (
+        {"authorization": "Bearer sk-live", "x-portkey-config": config, "x-portkey-custom-host": "https://u:p@h/v1",
+         "content-length": "91"},
+        {"Authorization": "Bearer sk-live", "X-Portkey-Config": config, "x-portkey-config": "{}",
+         "X-Portkey-Custom-Host": "https://u:p@h/v1", "X-Trace": "t", "x-trace": "u"},
+        {},
+    ):
+        assert redact_headers(headers) == redact_headers(list(headers.items()))
+        assert list(redact_headers(headers)) == list(redact_headers(list(headers.items())))

@@ -1,0 +1,123 @@
+"""Counters and histograms updated with plain arithmetic, exposed exactly as prometheus_client's own.
+
+The request metrics are updated by the log writer, several times for every record. prometheus_client's
+``Counter.inc`` and ``Histogram.observe`` take a lock and run checks on every call, which cost more than the rest
+of turning a record into metrics. A child here is a float (a histogram: one per bucket and the sum) that the
+observer adds to directly; no lock is needed because the writer and ``/metrics`` both run on the event loop.
+
+What a scrape sees is unchanged: each family yields the samples prometheus_client's ``Counter`` or ``Histogram``
+would — names, label order, ``le`` bounds, cumulative buckets, ``_count``, ``_sum``, ``_created`` (left out when
+``PROMETHEUS_DISABLE_CREATED_SERIES`` says so, as the library does), and values added in the same order. The
+tests render both on the same updates and compare.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+
+def _created_series_enabled() -> bool:
+    """prometheus_client's own test for the ``_created`` samples (read when a family is made)."""
+    return os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() not in ("true", "1", "t")
+
+
+class CounterChild:
+    """One labelled counter; add to :attr:`value` (never a negative amount)."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.created = time.time()
+
+
+class HistogramChild:
+    __slots__ = ("_bounds", "buckets", "created", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self.buckets = [0.0] * len(bounds)  # observations per bucket, not cumulative
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, amount: float) -> None:
+        """As ``Histogram.observe``: into the sum, and into the first bucket whose bound is at least ``amount``."""
+        self.sum += amount
+        at = bisect_left(self._bounds, amount)
+        if at < len(self._bounds) and amount <= self._bounds[at]:  # NaN falls in no bucket
+            self.buckets[at] += 1
+
+
+class CounterFamily:
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], CounterChild] = {}
+        self._created = _created_series_enabled()
+        if not self.labelnames:
+            self.labels()  # an unlabelled counter exists, at 0, from the start
+
+    def labels(self, *values: str) -> CounterChild:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = CounterChild()
+        return child
+
+    def collect(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self._children.items():
+            family.add_metric(values, child.value, created=child.created if self._created else None)
+        return family
+
+
+class HistogramFamily:
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        bounds = [float(b) for b in buckets]
+        if not bounds or bounds != sorted(bounds) or bounds[0] < 0:
+            raise ValueError("buckets must be sorted and not negative, and there must be at least one")
+        self._bounds = (*bounds, math.inf) if bounds[-1] != math.inf else tuple(bounds)
+        self._le = tuple(floatToGoString(b) for b in self._bounds)
+        self._children: dict[tuple[str, ...], HistogramChild] = {}
+        self._created = _created_series_enabled()
+
+    def labels(self, *values: str) -> HistogramChild:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = HistogramChild(self._bounds)
+        return child
+
+    def collect(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self._children.items():
+            cumulative, total = [], 0.0
+            for le, count in zip(self._le, child.buckets, strict=True):
+                total += count
+                cumulative.append((le, total))
+            family.add_metric(values, cumulative, child.sum)
+            if self._created:
+                family.add_sample(f"{self.name}_created", dict(zip(self.labelnames, values, strict=True)),
+                                  child.created)
+        return family
+
+
+class Families(Collector):
+    """Registers families with a registry: they are collected in the order given."""
+
+    def __init__(self, families: Sequence[CounterFamily | HistogramFamily]) -> None:
+        self._families = tuple(families)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families:
+            yield family.collect()
