@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from core.routing.attempt import CallContext
 from core.routing.executor import Executor, Outcome, RunStats
 from core.telemetry.pipeline import LogPipeline
 from core.telemetry.records import RequestLog
+from core.telemetry.records import new_record_id as new_trace_id
 from core.telemetry.redaction import is_secret_field, scrub, secret_values
 
 logger = logging.getLogger("skyrelay")
@@ -86,7 +86,7 @@ class GatewayService:
         log = RequestLog(
             method=call.method,
             route=call.path,
-            trace_id=headers.get("x-portkey-trace-id") or uuid.uuid4().hex,
+            trace_id=headers.get("x-portkey-trace-id") or new_trace_id(),
             request_headers=dict(headers),
             operation=call.operation.method,
         )
@@ -135,7 +135,7 @@ class GatewayService:
 
     def reject(self, method: str, path: str, headers: Mapping[str, str], error: SkyrelayError) -> GatewayResponse:
         """An error found before the body could be handed over (size limit, content type); still recorded."""
-        log = RequestLog(method=method, route=path, trace_id=headers.get("x-portkey-trace-id") or uuid.uuid4().hex,
+        log = RequestLog(method=method, route=path, trace_id=headers.get("x-portkey-trace-id") or new_trace_id(),
                          request_headers=dict(headers))
         return self._fail(log, error, [("x-portkey-trace-id", log.trace_id)])
 
