@@ -127,15 +127,15 @@ def create_app(gateway: Gateway) -> FastAPI:
         report = await gateway.readiness()
         return _json(200 if report["status"] == "ready" else 503, report)
 
-    metrics = gateway.telemetry.metrics
-    if metrics is not None:
+    if gateway.telemetry.metrics is not None:
 
         @app.get("/metrics", tags=["operations"], include_in_schema=False)
         async def prometheus_metrics() -> Response:
             """Prometheus text format; no authentication, like /v1/health (scrapers run inside the network)."""
             from core.telemetry.metrics import METRICS_CONTENT_TYPE
 
-            return _Rendered(BufferedResponse(200, [], metrics.render(), METRICS_CONTENT_TYPE))
+            body = await gateway.telemetry.render_metrics()
+            return _Rendered(BufferedResponse(200, [], body, METRICS_CONTENT_TYPE))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

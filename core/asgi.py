@@ -10,4 +10,4 @@ from core.gateway import build_gateway
 
 def create_app_from_env() -> FastAPI:
     """Settings from ``SKYRELAY_*`` variables; used by ``skyrelay serve`` for each worker process."""
-    return create_app(build_gateway())
+    return create_app(build_gateway(long_lived=True))

@@ -28,9 +28,9 @@ from core.security.ssrf import SsrfGuard
 from core.service import GatewayService
 from core.settings import Settings
 from core.state.redis import RedisState, RedisUnavailable
-from core.telemetry.pipeline import LogPipeline
-from core.telemetry.setup import Telemetry, build_telemetry
+from core.telemetry.setup import Telemetry, TelemetryMode, build_telemetry
 from core.telemetry.sinks.base import LogSink
+from core.telemetry.writer import LogWriter
 from core.transport import UpstreamClient, create_upstream_client
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Gateway:
 
     settings: Settings
     service: GatewayService
-    pipeline: LogPipeline
+    pipeline: LogWriter
     upstream: UpstreamClient
     registry: ProviderRegistry
     guard: SsrfGuard
@@ -136,7 +136,10 @@ def build_redis(settings: Settings) -> RedisState | None:
 
 
 def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = None,
-                  upstream: UpstreamClient | None = None, clock: Clock | None = None) -> Gateway:
+                  upstream: UpstreamClient | None = None, clock: Clock | None = None,
+                  long_lived: bool = False) -> Gateway:
+    """``long_lived``: a server process (``skyrelay serve``), where ``SKYRELAY_LOG_WRITER=auto`` means a log
+    writer process; serverless entries and embedded uses build records in their own process."""
     settings = settings or Settings()
     clock = clock or SystemClock()
     guard = SsrfGuard(settings.ssrf_allow)
@@ -169,7 +172,11 @@ def build_gateway(settings: Settings | None = None, *, sink: LogSink | None = No
                              unhealthy_after=settings.remote_unhealthy_after)
     cache = ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s,
                           max_entry_bytes=settings.cache_max_entry_bytes)
-    telemetry = build_telemetry(settings, sink=sink, breaker_snapshot=breaker.snapshot, version=__version__)
+    mode: TelemetryMode = "inline"
+    if settings.log_writer == "process" or (settings.log_writer == "auto" and long_lived):
+        mode = "process"
+    telemetry = build_telemetry(settings, sink=sink, breaker_snapshot=breaker.snapshot, version=__version__,
+                                mode=mode)
     pipeline = telemetry.pipeline
     service = GatewayService(
         store=store,

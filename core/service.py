@@ -32,10 +32,10 @@ from core.ratelimit.base import RateLimiter, Reservation, limited_error
 from core.ratelimit.tokens import estimate_tokens, usage_tokens
 from core.routing.attempt import CallContext
 from core.routing.executor import Executor, Outcome, RunStats
-from core.telemetry.pipeline import LogPipeline
 from core.telemetry.records import RequestLog
 from core.telemetry.records import new_record_id as new_trace_id
 from core.telemetry.redaction import is_secret_field, scrub, secret_values
+from core.telemetry.writer import LogWriter
 
 logger = logging.getLogger("skyrelay")
 
@@ -71,7 +71,7 @@ def error_response(error: SkyrelayError, extra_headers: list[tuple[str, str]] | 
 
 
 class GatewayService:
-    def __init__(self, *, store: ConfigStore, planner: Planner, executor: Executor, pipeline: LogPipeline,
+    def __init__(self, *, store: ConfigStore, planner: Planner, executor: Executor, pipeline: LogWriter,
                  limiter: RateLimiter, cache: ResponseCache | None = None) -> None:
         self.store = store
         self.planner = planner

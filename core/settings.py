@@ -130,6 +130,12 @@ class Settings(BaseModel):
     log_s3_kms_key_id: str | None = Field(
         None, description="KMS key id or ARN for SSE-KMS on S3 log objects; unset = the bucket's default encryption."
     )
+    log_writer: Literal["auto", "inline", "process"] = Field(
+        "auto",
+        description="Who builds and stores request logs: `process` = a log writer process beside each worker (the "
+        "worker only hands records over; its core serves requests), `inline` = the worker itself, `auto` = "
+        "`process` for `skyrelay serve` and the container entries, `inline` for serverless entries.",
+    )
     log_bodies: bool = Field(True, description="Keep request and response bodies in log records.")
     log_redact_body_fields: CommaList = Field(
         default_factory=list, description="Body fields (top level, any depth) replaced by [REDACTED] in records."

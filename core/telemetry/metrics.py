@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 from core.telemetry.metric_families import CounterChild, CounterFamily, Families, HistogramChild, HistogramFamily
 
 if TYPE_CHECKING:
-    from core.telemetry.pipeline import LogPipeline
     from core.telemetry.records import RequestLog
+    from core.telemetry.writer import LogWriter
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -46,7 +46,8 @@ class GatewayMetrics:
     as prometheus_client's own); the state is read at scrape time by collectors added with :meth:`add_state`.
     """
 
-    def __init__(self, *, max_models: int = 500) -> None:
+    def __init__(self, *, max_models: int = 500, request_metrics: bool = True) -> None:
+        """``request_metrics=False``: a gateway whose log writer process keeps them (its text is appended)."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = CounterFamily("skyrelay_requests", "Requests answered, by operation, provider, model, status "
                                       "and outcome.", ["operation", "provider", "model", "status", "outcome"])
@@ -67,16 +68,17 @@ class GatewayMetrics:
                                    "REFRESH, DISABLED).", ["status"])
         self.retries = CounterFamily("skyrelay_retries", "Retry attempts made by the router.", ["provider"])
         self.fallbacks = CounterFamily("skyrelay_fallbacks", "Times a fallback moved on to the next target.")
-        self.registry.register(Families([self.requests, self.errors, self.latency, self.ttft, self.tokens,
-                                         self.cost, self.unpriced, self.cache, self.retries, self.fallbacks]))
+        if request_metrics:
+            self.registry.register(Families([self.requests, self.errors, self.latency, self.ttft, self.tokens,
+                                             self.cost, self.unpriced, self.cache, self.retries, self.fallbacks]))
         self._max_models = max_models
         self._models: set[str] = set()
 
     def add_state(self, collector: Collector) -> None:
         self.registry.register(collector)
 
-    def add_process_metrics(self) -> None:
-        ProcessCollector(registry=self.registry)
+    def add_process_metrics(self, namespace: str = "") -> None:
+        ProcessCollector(namespace=namespace, registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -180,7 +182,7 @@ class PrometheusObserver:
 class StateCollector(Collector):
     """Gauges and counters read at scrape time from the pipeline and the circuit breaker."""
 
-    def __init__(self, pipeline: LogPipeline, breaker_snapshot: Callable[[], dict[str, str]], *,
+    def __init__(self, pipeline: LogWriter, breaker_snapshot: Callable[[], dict[str, str]], *,
                  version: str, replica: str) -> None:
         self._pipeline = pipeline
         self._breakers = breaker_snapshot
@@ -193,11 +195,9 @@ class StateCollector(Collector):
         yield info
         p = self._pipeline
         yield GaugeMetricFamily("skyrelay_log_queue_depth", "Log records waiting in memory.", value=p.queue_depth)
-        spill = p.spill
         yield GaugeMetricFamily("skyrelay_log_spill_records", "Log records in the local disk spill, waiting for "
-                                "the sink.", value=spill.records if spill is not None else 0)
-        yield GaugeMetricFamily("skyrelay_log_spill_bytes", "Bytes in the local disk spill.",
-                                value=spill.bytes if spill is not None else 0)
+                                "the sink.", value=p.spill_records)
+        yield GaugeMetricFamily("skyrelay_log_spill_bytes", "Bytes in the local disk spill.", value=p.spill_bytes)
         s = p.stats
         for name, value, text in (
             ("submitted", s.submitted, "Log records submitted by requests."),

@@ -155,7 +155,26 @@ class LogPipeline:
     @property
     def pending(self) -> int:
         """Records submitted but not yet in the sink: in memory, in hand, or in the spill."""
-        return self._in_memory() + (self.spill.records if self.spill is not None else 0)
+        return self._in_memory() + self.spill_records
+
+    @property
+    def spill_records(self) -> int:
+        return self.spill.records if self.spill is not None else 0
+
+    @property
+    def spill_bytes(self) -> int:
+        return self.spill.bytes if self.spill is not None else 0
+
+    def describe_sink(self) -> str:
+        return self.sink.describe()
+
+    async def check_sink(self) -> None:
+        """Raises OSError when the sink cannot be used (``SinkUnavailableError`` carries a message safe to show)."""
+        await self.sink.check()
+
+    async def metrics_text(self) -> bytes:
+        """Request metrics kept elsewhere (a writer process's); inline, they are in this process's registry."""
+        return b""
 
     def _in_memory(self) -> int:
         held = len(self._held.lines) if self._held is not None else 0
@@ -245,7 +264,7 @@ class LogPipeline:
                 else:
                     await self._idle()
             except (OSError, RuntimeError, ValueError) as exc:  # a local disk or bookkeeping failure: keep going
-                logger.error("log writer error: %s; continuing in 1 s", _describe(exc))
+                logger.error("log writer error: %s; continuing in 1 s", describe_failure(exc))
                 await asyncio.sleep(1.0)
 
     async def _prepare(self) -> None:
@@ -331,7 +350,7 @@ class LogPipeline:
             raise
         except Exception as exc:  # noqa: BLE001 - every SDK raises its own types; the batch is retried or spilled
             self.stats.failed_writes += 1
-            self.last_error = _describe(exc)
+            self.last_error = describe_failure(exc)
             logger.warning("log sink %s failed: %s", self.sink.describe(), self.last_error)
             return False
         self.last_error = None
@@ -398,7 +417,7 @@ class LogPipeline:
         return batch
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
     """A failure for logs and /v1/ready: our sink errors carry a safe message, anything else only its type."""
     from core.telemetry.sinks.base import SinkUnavailableError
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from core.settings import Settings
 from core.telemetry.analytics import AnalyticsForwarder
@@ -24,13 +24,18 @@ from core.telemetry.pipeline import LogPipeline, new_run_id
 from core.telemetry.sinks import open_sink
 from core.telemetry.sinks.base import LogSink, SinkUnavailableError
 from core.telemetry.spill import DiskSpill
+from core.telemetry.writer import LogWriter
+
+#: ``inline``: this process builds and stores the records; ``process``: it hands them to a log writer process;
+#: ``writer``: this process is that writer.
+TelemetryMode = Literal["inline", "process", "writer"]
 
 logger = logging.getLogger("skyrelay.logs")
 
 
 @dataclass
 class Telemetry:
-    pipeline: LogPipeline
+    pipeline: LogWriter
     metrics: GatewayMetrics | None = None
     analytics: AnalyticsForwarder | None = None
     otel_providers: tuple[Any, ...] = field(default_factory=tuple)
@@ -54,6 +59,11 @@ class Telemetry:
         for provider in self.otel_providers:
             await asyncio.to_thread(provider.shutdown)  # flushes the exporters: blocking
 
+    async def render_metrics(self) -> bytes:
+        """``GET /metrics``: this process's registry, then the log writer process's request metrics if it has one."""
+        own = self.metrics.render() if self.metrics is not None else b""
+        return own + await self.pipeline.metrics_text()
+
     async def health(self) -> dict[str, Any]:
         """The pipeline's state for /v1/ready.
 
@@ -63,8 +73,8 @@ class Telemetry:
         gateway unready: taking every replica out of rotation would turn a logging outage into an outage.
         """
         p = self.pipeline
-        spilled = p.spill.records if p.spill is not None else 0
-        report: dict[str, Any] = {"status": "ok", "state": "ok", "sink": p.sink.describe(), "pending": p.pending,
+        spilled = p.spill_records
+        report: dict[str, Any] = {"status": "ok", "state": "ok", "sink": p.describe_sink(), "pending": p.pending,
                                   "spilled_records": spilled, "dropped_records": p.stats.dropped,
                                   "last_error": p.last_error}
         if p.last_error is not None or spilled:
@@ -72,7 +82,7 @@ class Telemetry:
         if p.queue_depth >= 0.9 * p.queue_capacity:
             report["state"] = "losing_records"
         try:
-            await p.sink.check()
+            await p.check_sink()
         except OSError as exc:
             report["status"] = "failing"
             report["error"] = str(exc) if isinstance(exc, SinkUnavailableError) else type(exc).__name__
@@ -88,9 +98,16 @@ def spill_root(base: str, sink: LogSink) -> Path:
 
 def build_telemetry(settings: Settings, *, sink: LogSink | None = None,
                     breaker_snapshot: Callable[[], dict[str, str]] = dict, version: str = "",
-                    tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
+                    tracer_provider: Any = None, meter_provider: Any = None,
+                    mode: TelemetryMode = "inline") -> Telemetry:
     """``tracer_provider``/``meter_provider``: OpenTelemetry providers to use (tests pass in-memory ones);
-    with ``settings.otel_enabled`` and none given, OTLP/HTTP exporters are built from ``OTEL_*`` variables."""
+    with ``settings.otel_enabled`` and none given, OTLP/HTTP exporters are built from ``OTEL_*`` variables.
+
+    ``mode`` (see :data:`TelemetryMode`): ``process`` needs everything to come from settings, so a ``sink`` or
+    OpenTelemetry providers passed in keep the records in this process.
+    """
+    if mode == "process" and sink is None and tracer_provider is None and meter_provider is None:
+        return _handing_over(settings, breaker_snapshot, version)
     sink = sink or open_sink(settings.log_sink, replica=settings.replica_id, s3_kms_key_id=settings.log_s3_kms_key_id)
     run_id = new_run_id()
     spill = None
@@ -101,7 +118,8 @@ def build_telemetry(settings: Settings, *, sink: LogSink | None = None,
     metrics = None
     if settings.metrics_enabled:
         metrics = GatewayMetrics(max_models=settings.metrics_max_models)
-        metrics.add_process_metrics()
+        # A writer process's CPU and memory under their own names: the gateway's process_* are its worker's.
+        metrics.add_process_metrics(namespace="skyrelay_log_writer" if mode == "writer" else "")
         observers.append(PrometheusObserver(metrics))
     otel_providers: tuple[Any, ...] = ()
     if settings.otel_enabled and tracer_provider is None and meter_provider is None:
@@ -137,6 +155,21 @@ def build_telemetry(settings: Settings, *, sink: LogSink | None = None,
         observers=observers,
         run_id=run_id,
     )
-    if metrics is not None:
+    if metrics is not None and mode != "writer":  # a writer's pipeline state is reported by its gateway
         metrics.add_state(StateCollector(pipeline, breaker_snapshot, version=version, replica=settings.replica_id))
     return Telemetry(pipeline=pipeline, metrics=metrics, analytics=analytics, otel_providers=otel_providers)
+
+
+def _handing_over(settings: Settings, breaker_snapshot: Callable[[], dict[str, str]], version: str) -> Telemetry:
+    """The gateway side of ``mode="process"``: records, request metrics, traces and analytics live in the writer
+    process; this process keeps the hand-off, its own process metrics and the pipeline and breaker state."""
+    from core.telemetry.process_pipeline import ProcessLogPipeline
+    from core.telemetry.sinks import describe_sink_url
+
+    pipeline = ProcessLogPipeline(settings, describe=describe_sink_url(settings.log_sink))
+    metrics = None
+    if settings.metrics_enabled:
+        metrics = GatewayMetrics(max_models=settings.metrics_max_models, request_metrics=False)
+        metrics.add_process_metrics()
+        metrics.add_state(StateCollector(pipeline, breaker_snapshot, version=version, replica=settings.replica_id))
+    return Telemetry(pipeline=pipeline, metrics=metrics)

@@ -106,7 +106,7 @@ class ServerlessGateway:
         drained = await self.gateway.telemetry.flush(budget)
         if not drained:
             logger.warning("log records not in the sink %s after %.2f s: %d wait in the spill folder for a later "
-                           "invocation", self.gateway.pipeline.sink.describe(), budget, self.gateway.pipeline.pending)
+                           "invocation", self.gateway.pipeline.describe_sink(), budget, self.gateway.pipeline.pending)
         return drained
 
     async def shutdown(self) -> None:

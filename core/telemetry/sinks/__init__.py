@@ -16,6 +16,17 @@ from core.errors import InvalidRequestError
 from core.telemetry.sinks.base import LogSink
 
 
+def describe_sink_url(url: str) -> str:
+    """The URL as logs and ``/v1/ready`` show it (no query string: it could hold a SAS token); raises like
+    :func:`open_sink` for a URL it would refuse, without importing any SDK."""
+    parts = urlsplit(url)
+    if parts.scheme in ("file", "stdout", "-") or (parts.scheme in ("s3", "gs") and parts.netloc):
+        return url.split("?", 1)[0]
+    if parts.scheme == "https" and ".blob.core." in parts.netloc and parts.path.lstrip("/").partition("/")[0]:
+        return f"https://{parts.netloc}{parts.path}"
+    raise _unsupported(url)
+
+
 def open_sink(url: str, *, replica: str, s3_kms_key_id: str | None = None) -> LogSink:
     """The sink a URL names; relative file paths are allowed (``file://./logs``)."""
     parts = urlsplit(url)
@@ -41,7 +52,11 @@ def open_sink(url: str, *, replica: str, s3_kms_key_id: str | None = None) -> Lo
             from core.telemetry.sinks.azure_blob import AzureBlobLogSink
 
             return AzureBlobLogSink(f"https://{parts.netloc}", container, prefix)
-    raise InvalidRequestError(
+    raise _unsupported(url)
+
+
+def _unsupported(url: str) -> InvalidRequestError:
+    return InvalidRequestError(
         f"Unsupported log sink {url!r}: use file://DIR, stdout://, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "
         "https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX"
     )
