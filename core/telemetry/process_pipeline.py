@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import logging
 import os
-import pickle
 import subprocess
 import sys
 import time
@@ -296,7 +295,7 @@ class ProcessLogPipeline:
         await loop.connect_read_pipe(lambda: _Inbox(self, generation), os.fdopen(from_child_r, "rb", buffering=0))
         self._out = out
         self._connected.set()
-        out.write(frames.frame(frames.SETTINGS, pickle.dumps(self._settings, protocol=pickle.HIGHEST_PROTOCOL)))
+        out.write(frames.frame(frames.SETTINGS, frames.plain_settings(self._settings)))
         logger.info("log writer process %d started (sink %s)", proc.pid, self._describe)
 
     def _fold_child_counters(self) -> None:

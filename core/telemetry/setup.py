@@ -13,9 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from core.settings import Settings
 from core.telemetry.analytics import AnalyticsForwarder
 from core.telemetry.builder import RecordObserver
 from core.telemetry.costs import PriceTable
@@ -25,6 +24,9 @@ from core.telemetry.sinks import open_sink
 from core.telemetry.sinks.base import LogSink, SinkUnavailableError
 from core.telemetry.spill import DiskSpill
 from core.telemetry.writer import LogWriter
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 #: ``inline``: this process builds and stores the records; ``process``: it hands them to a log writer process;
 #: ``writer``: this process is that writer.

@@ -17,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.telemetry import writer_frames as frames
 from core.telemetry.pipeline import describe_failure
 from core.telemetry.setup import Telemetry, build_telemetry
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 logger = logging.getLogger("skyrelay.logs")
 
@@ -70,9 +72,9 @@ class WriterProcess:
 
     def on_frame(self, kind: bytes, payload: bytes) -> None:
         if kind == frames.SETTINGS:
-            settings = pickle.loads(payload)  # written by our own gateway process
-            self._flush_timeout_s = settings.log_flush_timeout_s
-            self.telemetry = build_telemetry(settings, mode="writer")
+            settings = frames.WriterSettings(payload)
+            self._flush_timeout_s = float(settings.log_flush_timeout_s)
+            self.telemetry = build_telemetry(cast("Settings", settings), mode="writer")
             self.telemetry.start()
             self.ready.set()
         elif kind in (frames.BATCH, frames.BATCH_PICKLED):

@@ -251,3 +251,21 @@ def test_sink_urls_are_checked_and_described_without_their_sdk() -> None:
     for bad in ("ftp://x", "s3://", "https://example.com/c"):
         with pytest.raises(InvalidRequestError):
             describe_sink_url(bad)
+
+
+def test_the_writer_gets_every_setting_as_plain_values_and_never_imports_pydantic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pydantic import SecretStr
+
+    source = settings(tmp_path, "logs", analytics_url="http://127.0.0.1:9/a", analytics_token=SecretStr("tok-9"),
+                      log_redact_body_fields="ssn,card")
+    plain = frames.WriterSettings(frames.plain_settings(source))
+    assert plain.analytics_token.get_secret_value() == "tok-9" and "tok-9" not in repr(plain.analytics_token)
+    assert plain.log_redact_body_fields == ["ssn", "card"] and plain.log_sink == source.log_sink
+    assert plain.log_batch_max_age_s == 0.05 and plain.metrics_enabled is True
+    loaded = subprocess.run([sys.executable, "-c", "import sys, core.telemetry.writer_process; "
+                             "print(sorted(m for m in sys.modules if m.startswith('pydantic')))"],
+                            capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
