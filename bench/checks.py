@@ -79,7 +79,7 @@ def gateway_checks(results: dict[str, Any], name: str) -> list[Check]:
         _check("stream TTFB p50 vs the floor's", "<= +1.00 ms",
                _div(_sub(_at(gw, "streaming", "ttfb_p50_us"), _at(floor, "streaming", "ttfb_p50_us")), 1000),
                lambda v: v <= 1, _signed_ms),
-        _check("RSS idle", "<= 70 MiB", _at(gw, "rss_idle_mb"), lambda v: v <= 70, _mib),
+        _check("RSS idle (worker + log writer)", "<= 70 MiB", _at(gw, "rss_idle_mb"), lambda v: v <= 70, _mib),
         _check(f"RSS after >= {MEMORY_CHECKPOINTS[0]:,} requests", "<= 120 MiB", _at(first, "rss_mb"),
                lambda v: v <= 120, _mib),
         _check("  ... flat after that (growth per 10k req)", "<= 1 MiB", memory_slope(points), lambda v: v <= 1,

@@ -116,11 +116,20 @@ def _measure_server(results: dict[str, Any], target: Target, plan: Plan, load: L
         check_target(target)
         if verify is not None:
             verify(target)
-        idle = rss_mb(target.proc.pid)
+        if target.helpers:
+            time.sleep(1.5)  # the checks' records reach the log writer and are built (its price table loads)
+        idle = _rss(target)
+        cpu_before = [cpu_seconds(pid) for pid in (target.proc.pid, *target.helpers)]
         entry = _phase(results, target, plan, load)
-        entry["rss_idle_mb"] = idle.get("VmRSS")
-        after = rss_mb(target.proc.pid)
-        entry["rss_after_mb"], entry["rss_peak_mb"] = after.get("VmRSS"), after.get("VmHWM")
+        cpu = [cpu_seconds(pid) - start for pid, start in zip((target.proc.pid, *target.helpers), cpu_before,
+                                                                strict=True)]
+        entry["cpu_us_per_request"] = cpu[0] / entry["served"] * 1e6 if entry["served"] else None
+        entry["rss_idle_mb"], entry["worker_rss_idle_mb"], entry["writer_rss_idle_mb"] = idle
+        after = _rss(target)
+        entry["rss_after_mb"], entry["worker_rss_after_mb"], entry["writer_rss_after_mb"] = after
+        entry["rss_peak_mb"] = rss_mb(target.proc.pid).get("VmHWM")
+        if target.helpers:
+            entry["writer_cpu_us_per_request"] = sum(cpu[1:]) / entry["served"] * 1e6 if entry["served"] else None
         entry["served_after_phases"] = entry["served"]
         if memory:
             print(f"  memory of {target.name}: RSS at {', '.join(f'{n:,}' for n in MEMORY_CHECKPOINTS)} "
@@ -166,10 +175,21 @@ def memory_timeline(target: Target, load: LoadGen, entry: dict[str, Any]) -> lis
             served += int(result.get("requests") or 0)
             rps = max(float(result["rps"]), 100.0)
             entry["memory_errors"] = entry.get("memory_errors", 0) + error_count(result)
+        total, worker, writer = _rss(target)
         points.append({"checkpoint": checkpoint, "served": served, "reached": served >= checkpoint,
-                       "rss_mb": rss_mb(target.proc.pid).get("VmRSS")})
+                       "rss_mb": total, "worker_rss_mb": worker, "writer_rss_mb": writer})
     entry["served"] = served
     return points
+
+
+def _rss(target: Target) -> tuple[float | None, float | None, float | None]:
+    """RSS of the gateway in MiB: worker plus log writer (what the targets count), the worker, the writer."""
+    assert target.proc is not None
+    worker = rss_mb(target.proc.pid).get("VmRSS")
+    if not target.helpers:
+        return worker, worker, None
+    writer = sum(rss_mb(pid).get("VmRSS") or 0.0 for pid in target.helpers)
+    return (worker + writer if worker is not None else None), worker, writer
 
 
 def memory_slope(points: list[dict[str, Any]]) -> float | None:

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,20 @@ def rss_mb(pid: int) -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0]) / 1024
     return values
+
+
+def log_writers(pid: int, expected: int, timeout_s: float = 15.0) -> tuple[int, ...]:
+    """The log writer processes under a gateway (``SKYRELAY_LOG_WRITER=process``), once ``expected`` are up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = []
+        for child in process_tree(pid)[1:]:
+            with contextlib.suppress(OSError):
+                if b"core.telemetry.writer_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(child)
+        if len(found) >= expected or time.monotonic() >= deadline:
+            return tuple(found)
+        time.sleep(0.05)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -36,6 +36,7 @@ class Target:
     proc: subprocess.Popen[bytes] | None = None
     stderr_path: Path | None = None
     sink: Path | None = None  # the gateway's request-log folder
+    helpers: tuple[int, ...] = ()  # the gateway's log writer processes (counted with it for RSS and CPU)
 
     @property
     def url(self) -> str:
