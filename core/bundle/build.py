@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import compileall
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.bundle.bytecode import BytecodeError, check_target, compile_tree
 from core.bundle.requirements import LAMBDA_PROVIDED, Requirement, project_requirements, requirements_txt
 from core.bundle.sources import checkout_root, copy_sources, prune, tree_size
 
@@ -52,7 +51,7 @@ def build(cloud: str, out: Path, *, arch: str = "x86_64", python_version: str = 
           progress: Progress = print_progress) -> Artifact:
     """``compile_bytecode`` (aws only): ship bytecode for the target Python — Lambda cannot write it (its code
     folder is read-only), so without it every cold start compiles every module it imports. Needs this
-    interpreter to be the target's version."""
+    interpreter to be the target's version, else :class:`BundleError` (see :mod:`core.bundle.bytecode`)."""
     if cloud not in CLOUDS:
         raise BundleError(f"unknown cloud {cloud!r}: choose one of {', '.join(CLOUDS)}")
     root = checkout_root()
@@ -61,10 +60,11 @@ def build(cloud: str, out: Path, *, arch: str = "x86_64", python_version: str = 
     except (ValueError, KeyError) as exc:
         raise BundleError(f"pyproject.toml: {exc}") from None
     if cloud == "aws":
-        here = f"{sys.version_info.major}.{sys.version_info.minor}"
-        if compile_bytecode and python_version != here:
-            raise BundleError(f"--compile writes bytecode for this interpreter (Python {here}), not for "
-                              f"{python_version}: run the bundle with Python {python_version}")
+        if compile_bytecode:
+            try:
+                check_target(python_version)  # before the install, not after it
+            except BytecodeError as exc:
+                raise BundleError(str(exc)) from None
         return _lambda_zip(root, out, requirements, arch, python_version, compile_bytecode, progress)
     return _source_folder(root, out, cloud, requirements, progress)
 
@@ -113,9 +113,11 @@ def _lambda_zip(root: Path, out: Path, requirements: list[Requirement], arch: st
     left_out = prune(package, LAMBDA_PROVIDED)
     if compile_bytecode:
         progress(f"[aws 3/4] compiling bytecode for Python {python_version} (unchecked-hash .pyc)")
-        if not compileall.compile_dir(str(package), quiet=2, workers=0,
-                                      invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
-            raise BundleError("some modules of the bundle do not compile")
+        try:
+            compiled = compile_tree(package, python_version)
+        except BytecodeError as exc:
+            raise BundleError(str(exc)) from None
+        progress(f"[aws 3/4] {compiled} modules compiled")
     suffix = "-pyc" if compile_bytecode else ""
     name = f"skyrelay-lambda-{arch}-py{python_version}{suffix}.zip"
     progress(f"[aws 4/4] zipping {name}")
