@@ -326,6 +326,8 @@ class ProcessLogPipeline:
         c = self._child
         (done, _submitted, c.written, c.spilled, c.replayed, c.dropped, c.failed_writes, c.serialisation_errors,
          c.observer_errors, c.build_cpu_s, _queue, c.spill_records, c.spill_bytes, self.last_error) = ack
+        if done > self._done:
+            self._restarts = 0  # a writer that stores records works: the next failure restarts it at once
         self._done = done
         # Batches the writer has finished (it works in order) are forgotten; a partly finished one is kept.
         finished = done - (self._sent - self._unacked_records)

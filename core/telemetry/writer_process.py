@@ -74,6 +74,7 @@ class WriterProcess:
         if kind == frames.SETTINGS:
             settings = frames.WriterSettings(payload)
             self._flush_timeout_s = float(settings.log_flush_timeout_s)
+            logging.getLogger().setLevel(str(settings.log_level).upper())  # the gateway's verbosity
             self.telemetry = build_telemetry(cast("Settings", settings), mode="writer")
             self.telemetry.start()
             self.ready.set()
