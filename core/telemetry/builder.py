@@ -48,7 +48,9 @@ class RecordBuilder:
             if self._prices is not None:
                 price_record(self._prices, record, entry.response_json)
             self._observe(record, entry)
-            line = orjson.dumps(record, default=str)
+            # An exact-size copy: orjson's bytes keep its whole output buffer (16 KiB for a 1.4 KB record), and
+            # a batch holds up to 500 lines until it is written — 8 MiB instead of 0.7, and a heap that creeps.
+            line = memoryview(orjson.dumps(record, default=str)).tobytes()
         except Exception as exc:  # noqa: BLE001 - a record that cannot be built still leaves a trace of itself
             self._stats.serialisation_errors += 1
             logger.error("could not serialise the log record of trace %s: %s", entry.trace_id, type(exc).__name__)
