@@ -78,10 +78,10 @@ class WriterProcess:
             self.telemetry = build_telemetry(cast("Settings", settings), mode="writer")
             self.telemetry.start()
             self.ready.set()
-        elif kind in (frames.BATCH, frames.BATCH_PICKLED):
+        elif kind == frames.ENTRIES:
             assert self.telemetry is not None, "the gateway sends its settings first"
             submit = self.telemetry.pipeline.submit
-            for entry in frames.unpack_batch(kind, payload):
+            for entry in frames.unpack_entries(payload):
                 submit(entry)
         elif kind == frames.QUERY:
             query_id, name, argument = frames.decode(payload)

@@ -78,26 +78,24 @@ def lines(folder: Path) -> list[bytes]:
 
 def test_frames_survive_any_split_and_refuse_a_corrupt_length() -> None:
     data = b"".join(frames.frame(kind, payload) for kind, payload in
-                    ((frames.ACK, b"x" * 10), (frames.REPLY, b""), (frames.BATCH, bytes(range(256)) * 40)))
+                    ((frames.ACK, b"x" * 10), (frames.REPLY, b""), (frames.ENTRIES, bytes(range(256)) * 40)))
     for step in (1, 3, 7, 4096):
         reader = frames.FrameReader()
         got = [f for start in range(0, len(data), step) for f in reader.feed(data[start:start + step])]
-        assert got == [(frames.ACK, b"x" * 10), (frames.REPLY, b""), (frames.BATCH, bytes(range(256)) * 40)]
+        assert got == [(frames.ACK, b"x" * 10), (frames.REPLY, b""), (frames.ENTRIES, bytes(range(256)) * 40)]
     with pytest.raises(ValueError, match="corrupt"):
-        frames.FrameReader().feed(frames.HEADER.pack(frames.BATCH, frames.MAX_FRAME_BYTES + 1))
+        frames.FrameReader().feed(frames.HEADER.pack(frames.ENTRIES, frames.MAX_FRAME_BYTES + 1))
 
 
-def test_odd_values_fall_back_to_pickle_then_to_their_json() -> None:
-    plain, odd = entry(0), entry(3, note=decimal.Decimal("1.5"))
-    strange = entry(6, note=lambda: None)
-    for batch in ([plain], [plain, odd], [plain, strange]):
-        data = frames.pack_batch(batch)
-        ((kind, payload),) = frames.FrameReader().feed(data)
-        back = frames.unpack_batch(kind, payload)
-        assert [b.trace_id for b in back] == [b.trace_id for b in batch]
-    assert frames.pack_batch([odd])[:1] == frames.BATCH_PICKLED
-    ((kind, payload),) = frames.FrameReader().feed(frames.pack_batch([strange]))
-    assert kind == frames.BATCH and frames.unpack_batch(kind, payload)[0].extra["note"].startswith("<function")
+def test_entries_round_trip_and_odd_values_travel_as_their_json() -> None:
+    plain, odd, strange = entry(0), entry(3, note=decimal.Decimal("1.5")), entry(6, note=lambda: None)
+    payload = b"".join(frames.pack_entry(e) for e in (plain, odd, strange))
+    ((kind, back_payload),) = frames.FrameReader().feed(frames.frame(frames.ENTRIES, payload))
+    back = list(frames.unpack_entries(back_payload))
+    assert kind == frames.ENTRIES and [b.trace_id for b in back] == [plain.trace_id, odd.trace_id, strange.trace_id]
+    assert back[0].request_body == plain.request_body and back[0].request_headers == plain.request_headers
+    assert back[1].extra["note"] == "1.5"  # what the record holds for a Decimal (orjson's default=str)
+    assert back[2].extra["note"].startswith("<function")
 
 
 async def test_the_writer_process_writes_exactly_what_the_inline_pipeline_writes(tmp_path: Path) -> None:
