@@ -93,6 +93,7 @@ class ProcessLogPipeline:
         self._queries: dict[int, asyncio.Future[Any]] = {}
         self._query_ids = itertools.count(1)
         self._connected = asyncio.Event()
+        self._gone = asyncio.Event()  # the current writer's pipe reached its end (its last ack is read)
         self._drops_unreported = 0
         self._last_drop_report = 0.0
 
@@ -216,6 +217,8 @@ class ProcessLogPipeline:
                 logger.error("the log writer process %d did not exit in time: killing it", proc.pid)
                 proc.kill()
                 await _wait_exit(proc, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gone.wait(), 2.0)  # its final ack, written before it exited
         lost = len(self._queue) + self._unacked_records
         if lost:
             self._dropped += lost
@@ -295,6 +298,7 @@ class ProcessLogPipeline:
         out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(to_child_w, "wb", buffering=0))
         await loop.connect_read_pipe(lambda: _Inbox(self, generation), os.fdopen(from_child_r, "rb", buffering=0))
         self._out = out
+        self._gone.clear()
         self._connected.set()
         out.write(frames.frame(frames.SETTINGS, frames.plain_settings(self._settings)))
         logger.info("log writer process %d started (sink %s)", proc.pid, self._describe)
@@ -344,6 +348,7 @@ class ProcessLogPipeline:
             self._out.close()  # its pipe's reader is gone
         self._out = None
         self._connected.clear()
+        self._gone.set()
         for future in self._queries.values():
             if not future.done():
                 future.set_result(_NO_ANSWER)

@@ -114,6 +114,7 @@ async def test_the_writer_process_writes_exactly_what_the_inline_pipeline_writes
     assert await handed.flush(20)
     assert handed.pending == 0 and handed.stats.written == 150 and handed.stats.submitted == 150
     await handed.aclose(10)
+    assert handed.stats.dropped == 0 and handed.writer_pid is None  # exited, nothing counted lost
 
     want, got = lines(tmp_path / "inline"), lines(tmp_path / "process")
     assert len(want) == 150 and sorted(got) == sorted(want)  # byte for byte
