@@ -254,7 +254,8 @@ class ProcessLogPipeline:
             self._unacked_records += len(batch)
             self._sent += len(batch)
             sent += len(batch)
-            out.write(data)
+            if not _write(out, data):
+                return False  # the writer is gone: the batch waits, unacked, for its replacement
         return True
 
     async def _restart_writer(self) -> None:
@@ -270,10 +271,12 @@ class ProcessLogPipeline:
             await asyncio.sleep(1.0)
             return
         # Everything the last writer had not finished goes to the new one, in order.
-        assert self._out is not None
+        out = self._out
+        assert out is not None
         self._sent = self._unacked_records
         for _, data in self._unacked:
-            self._out.write(data)
+            if not _write(out, data):
+                return
 
     async def _spawn(self) -> None:
         to_child_r, to_child_w = os.pipe()
@@ -300,7 +303,7 @@ class ProcessLogPipeline:
         self._out = out
         self._gone.clear()
         self._connected.set()
-        out.write(frames.frame(frames.SETTINGS, frames.plain_settings(self._settings)))
+        _write(out, frames.frame(frames.SETTINGS, frames.plain_settings(self._settings)))
         logger.info("log writer process %d started (sink %s)", proc.pid, self._describe)
 
     def _fold_child_counters(self) -> None:
@@ -376,7 +379,9 @@ class ProcessLogPipeline:
         query_id = next(self._query_ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queries[query_id] = future
-        out.write(frames.frame(frames.QUERY, frames.encode((query_id, name, argument))))
+        if not _write(out, frames.frame(frames.QUERY, frames.encode((query_id, name, argument)))):
+            self._queries.pop(query_id, None)
+            return _NO_ANSWER
         try:
             return await asyncio.wait_for(future, max(end - time.monotonic(), 0.05))
         except TimeoutError:
@@ -398,6 +403,17 @@ class _ChildState:
 
 
 _NO_ANSWER = object()
+
+
+def _write(out: asyncio.WriteTransport, data: bytes) -> bool:
+    """False when the writer's pipe is closed (uvloop raises on such a write; the caller keeps the data)."""
+    if out.is_closing():
+        return False
+    try:
+        out.write(data)
+    except (RuntimeError, OSError):
+        return False
+    return True
 
 
 async def _wait_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:

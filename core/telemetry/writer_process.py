@@ -107,7 +107,7 @@ class WriterProcess:
                 answer = metrics.render() if metrics is not None else b""
         except Exception as exc:  # noqa: BLE001 - a failed query must not stop the writer
             logger.error("log writer: query %s failed: %s", name, type(exc).__name__)
-        self._out.write(frames.frame(frames.REPLY, frames.encode((query_id, answer))))
+        self._send(frames.frame(frames.REPLY, frames.encode((query_id, answer))))
 
     def send_ack(self) -> None:
         """The pipeline's counters, when they changed: ``done`` lets the gateway forget what it handed over."""
@@ -120,7 +120,17 @@ class WriterProcess:
                     p.queue_depth, p.spill_records, p.spill_bytes, p.last_error)
         if snapshot != self._last_ack:
             self._last_ack = snapshot
-            self._out.write(frames.frame(frames.ACK, frames.encode(snapshot)))
+            self._send(frames.frame(frames.ACK, frames.encode(snapshot)))
+
+    def _send(self, data: bytes) -> None:
+        """To the gateway, unless it is gone (killed): then what it was told no longer matters, and the records
+        it handed over still get written (uvloop raises on a write to a closed pipe; that must not stop us)."""
+        if self._out.is_closing():
+            return
+        try:
+            self._out.write(data)
+        except (RuntimeError, OSError):
+            pass
 
     async def run(self) -> None:
         while not self.input_closed.is_set():
