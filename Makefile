@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8787
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev install-infra-tools services lint bench bench-cold-start audit soak clean
+.PHONY: run test install install-dev install-infra-tools services lint bench bench-logging bench-cold-start audit soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ lint: install-dev
 bench: install-dev
 	@bash scripts/install-services.sh bench
 	$(BIN)/python bench/run.py
+
+# What request logging costs the gateway worker, in instructions per request (callgrind; a few minutes).
+bench-logging: install-dev
+	@bash scripts/install-services.sh bench
+	$(BIN)/python bench/logging_cost.py
+	$(BIN)/python bench/logging_instructions.py
 
 # Cold start of every entry (Lambda, functions-framework, Azure, container) vs the Portkey node gateway (npm).
 bench-cold-start: install-dev

@@ -136,6 +136,11 @@ class Settings(BaseModel):
         "worker only hands records over; its core serves requests), `inline` = the worker itself, `auto` = "
         "`process` for `skyrelay serve` and the container entries, `inline` for serverless entries.",
     )
+    log_handoff_interval_s: float = Field(
+        0.05, gt=0, le=10,
+        description="Longest a request log waits before the writer takes it (to build it, or to send it to the "
+        "log writer process); a batch of 64 goes at once.",
+    )
     log_bodies: bool = Field(True, description="Keep request and response bodies in log records.")
     log_redact_body_fields: CommaList = Field(
         default_factory=list, description="Body fields (top level, any depth) replaced by [REDACTED] in records."

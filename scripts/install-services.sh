@@ -8,6 +8,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 if [ "${1:-}" = "bench" ]; then
   command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+  command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)  # bench/logging_instructions.py
 else
   command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)  # for Azurite, the Azure Blob emulator, and jsii (CDK synthesis)
 fi

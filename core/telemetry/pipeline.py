@@ -84,6 +84,7 @@ class LogPipeline:
         prices: PriceTable | None = None,
         observers: Sequence[RecordObserver] = (),
         run_id: str | None = None,
+        tick_s: float = _TICK_S,
     ) -> None:
         self.sink = sink
         self.spill = spill
@@ -104,7 +105,7 @@ class LogPipeline:
         self._replay_interval_s = replay_interval_s
         self._wakeup = asyncio.Event()
         self._wake_at = min(_BUILD_CHUNK, batch_max_records)
-        self._tick_s = min(_TICK_S, batch_max_age_s)
+        self._tick_s = min(tick_s, batch_max_age_s)
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._prepared = False

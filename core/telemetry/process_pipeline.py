@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("skyrelay.logs")
 
 _PACK = 64  # records per batch frame
-_TICK_S = 0.05  # how long a record may wait before it is sent
 _MAX_PIPE_BUFFER = 8 * 1024 * 1024  # bytes waiting for the writer's pipe before records wait in the queue instead
 _RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 _DROP_REPORT_INTERVAL_S = 10.0
@@ -77,6 +76,7 @@ class ProcessLogPipeline:
         self._env = env
         self._queue: deque[bytes] = deque()  # packed request logs (frames.pack_entry) not yet sent
         self._queue_max = settings.log_queue_max_records
+        self._tick_s = settings.log_handoff_interval_s  # how long a record may wait before it is sent
         self._unacked: deque[tuple[int, bytes]] = deque()  # (records, frame) sent to the writer, not yet done
         self._unacked_records = 0
         self._sent = 0  # records sent to the current writer
@@ -237,7 +237,7 @@ class ProcessLogPipeline:
             self._send_queued()
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), _TICK_S)
+                await asyncio.wait_for(self._wakeup.wait(), self._tick_s)
 
     def _send_queued(self, limit: int | None = 16 * _PACK) -> bool:
         """Pack queued records into frames and write them; False when the pipe is full or the writer is gone."""

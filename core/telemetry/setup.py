@@ -156,6 +156,7 @@ def build_telemetry(settings: Settings, *, sink: LogSink | None = None,
         prices=PriceTable(),
         observers=observers,
         run_id=run_id,
+        tick_s=settings.log_handoff_interval_s,
     )
     if metrics is not None and mode != "writer":  # a writer's pipeline state is reported by its gateway
         metrics.add_state(StateCollector(pipeline, breaker_snapshot, version=version, replica=settings.replica_id))

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("skyrelay.logs")
 
-_ACK_INTERVAL_S = 0.05
-
 
 class _Inbox(asyncio.Protocol):
     """Frames from the gateway: batches go straight into the pipeline, queries run as tasks."""
@@ -65,6 +63,7 @@ class WriterProcess:
         self._out = out
         self.telemetry: Telemetry | None = None
         self._flush_timeout_s = 10.0
+        self._ack_interval_s = 0.05  # the gateway's hand-off interval: acks come as often as batches go
         self.input_closed = asyncio.Event()
         self.ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -74,6 +73,7 @@ class WriterProcess:
         if kind == frames.SETTINGS:
             settings = frames.WriterSettings(payload)
             self._flush_timeout_s = float(settings.log_flush_timeout_s)
+            self._ack_interval_s = float(settings.log_handoff_interval_s)
             logging.getLogger().setLevel(str(settings.log_level).upper())  # the gateway's verbosity
             self.telemetry = build_telemetry(cast("Settings", settings), mode="writer")
             self.telemetry.start()
@@ -135,7 +135,7 @@ class WriterProcess:
     async def run(self) -> None:
         while not self.input_closed.is_set():
             try:
-                await asyncio.wait_for(self.input_closed.wait(), _ACK_INTERVAL_S)
+                await asyncio.wait_for(self.input_closed.wait(), self._ack_interval_s)
             except TimeoutError:
                 pass
             self.send_ack()

@@ -1,0 +1,139 @@
+"""What request logging costs the gateway worker, in CPU instructions per request (callgrind): exact, not timed.
+
+    python bench/logging_instructions.py [--requests 300,1300] [--modes off,file,file-inline]
+
+``bench/logging_cost.py`` measures req/s, which on a small machine also moves with whatever shares the CPUs (the
+log writer process shares the load generator's core on 2 CPUs). This script counts the instructions the gateway
+worker itself executes, under valgrind's callgrind, for a fixed number of sequential requests on one keep-alive
+connection; the same gateway setup as logging_cost.py (its ``--serve``), the same mock upstream. Each mode runs
+twice, with the two request counts, and the difference divided by the difference in requests is the worker's
+instructions per request — start-up and shutdown cancel out. The log writer process (``file``) runs natively,
+outside callgrind: its cost is not the worker's, and logging_cost.py reports its CPU.
+
+Time runs ~50x slower under valgrind (about 25 requests a second here), so everything the gateway does per unit
+of time rather than per request — the hand-off tick, the writer's acks, batch ages — would be charged to far fewer
+requests than at real speed. The intervals are stretched to match (:data:`STRETCHED`): a hand-off every 3 s, as
+every 50 ms at ~1,300 req/s, so hand-offs go in full frames of 64 as they do under load; batches close at 500
+records, as at real speed, not by age. Both modes get the same settings.
+
+Slow: about a minute and a half per run. Needs ``valgrind`` (Debian package; ``make bench-logging`` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from processes import HOST, PYTHON, free_port, read_port_line  # noqa: E402 - bench/ helpers
+from servers import gateway_headers  # noqa: E402
+from targets import REQUEST  # noqa: E402
+
+WARMUP = 50  # requests before the counted ones, in every run (caches, price table, first batches)
+#: Per-time intervals stretched like the clock under valgrind (see the module docstring).
+STRETCHED = {"SKYRELAY_LOG_HANDOFF_INTERVAL_S": "3", "SKYRELAY_LOG_BATCH_MAX_AGE_S": "60"}
+
+
+def instructions(mode: str, requests: int, mock_port: int, workdir: Path) -> int:
+    """Total instructions of one gateway worker run that answered WARMUP + ``requests`` requests."""
+    import logging_cost
+
+    port = free_port()
+    tag = f"{mode}-{requests}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRELAY_")}
+    env.update({"SKYRELAY_LOG_SINK": f"file://{workdir / ('sink-' + tag)}",
+                "SKYRELAY_LOG_SPILL_DIR": str(workdir / f"spill-{tag}"), "PYTHONPATH": str(BENCH_DIR.parent),
+                **STRETCHED, **logging_cost.MODES[mode]})
+    out = workdir / f"callgrind-{tag}.out"
+    with (workdir / f"{tag}.stderr").open("wb") as stderr:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
+                                 PYTHON, str(BENCH_DIR / "logging_cost.py"), "--serve", mode, "--port", str(port)],
+                                env=env, stderr=stderr)
+    try:
+        _wait_health(port, proc, 600)
+        headers = {"content-type": "application/json", **gateway_headers(mock_port)}
+        connection = http.client.HTTPConnection(HOST, port, timeout=120)
+        for i in range(WARMUP + requests):
+            body = json.dumps({**REQUEST, "messages": [{"role": "user", "content": f"request {i}"}]})
+            connection.request("POST", "/v1/chat/completions", body, headers)
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"{mode}: request {i} answered {answer.status}")
+        connection.close()
+        time.sleep(1.0)  # the same quiet second before shutdown in every run
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(600)
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"{mode}: no instruction total in {out}")
+    return int(match.group(1))
+
+
+def _wait_health(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway under callgrind exited with {proc.returncode}")
+        try:
+            connection = http.client.HTTPConnection(HOST, port, timeout=30)
+            connection.request("GET", "/v1/health")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(1.0)
+    raise RuntimeError("gateway under callgrind did not start")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", default="300,1300", help="the two request counts (difference = counted)")
+    parser.add_argument("--modes", default="off,file,file-inline", help="logging_cost.py modes; off is the base")
+    args = parser.parse_args(argv)
+    low, high = (int(n) for n in args.requests.split(","))
+    modes = [m for m in args.modes.split(",") if m]
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is not installed (apt-get install valgrind)")
+    if "off" not in modes or high <= low:
+        parser.error("--modes must include off, and the second request count must be the larger")
+    per_request: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="skyrelay-loginstr-") as tmp:
+        workdir = Path(tmp)
+        mock = subprocess.Popen([PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", "0"], stdout=subprocess.PIPE)
+        try:
+            mock_port = read_port_line(mock, timeout_s=15)
+            for mode in modes:
+                counts = []
+                for requests in (low, high):
+                    print(f"  {mode}: {requests} requests under callgrind ...", file=sys.stderr, flush=True)
+                    counts.append(instructions(mode, requests, mock_port, workdir))
+                per_request[mode] = (counts[1] - counts[0]) / (high - low)
+        finally:
+            mock.terminate()
+            mock.wait(10)
+    base = per_request["off"]
+    print(f"gateway worker instructions per request (callgrind, {high - low} requests counted, sequential, one "
+          "keep-alive connection, minimal path: provider headers + request logs to a file sink)")
+    for mode, count in per_request.items():
+        cost = "" if mode == "off" else f"  {(count / base - 1) * 100:+.1f}% vs off"
+        print(f"  {mode:14} {count:12,.0f}{cost}")
+    print("file = the log writer process (its own instructions are not counted: it runs on another core); "
+          "file-inline = records built in the worker")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
