@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -82,7 +83,8 @@ class ProcessLogPipeline:
         self._sent = 0  # records sent to the current writer
         self._done = 0  # of those, stored / spilled / dropped (its ack)
         self._base = PipelineStats()  # counters of writers that have exited
-        self._child = _ChildState()
+        self._child = PipelineStats()  # the current writer's, from its last ack
+        self._child_spill = (0, 0)  # its spill: records, bytes
         self._proc: subprocess.Popen[bytes] | None = None
         self._out: asyncio.WriteTransport | None = None
         self._generation = 0
@@ -133,11 +135,11 @@ class ProcessLogPipeline:
 
     @property
     def spill_records(self) -> int:
-        return self._child.spill_records
+        return self._child_spill[0]
 
     @property
     def spill_bytes(self) -> int:
-        return self._child.spill_bytes
+        return self._child_spill[1]
 
     @property
     def pending(self) -> int:
@@ -150,14 +152,11 @@ class ProcessLogPipeline:
     @property
     def stats(self) -> PipelineStats:
         """This process's submissions and drops, plus the writers' counters (the current one's last ack)."""
-        s, b, c = self._stats, self._base, self._child
+        s = self._stats
+        for name in _COUNTERS:
+            setattr(s, name, getattr(self._base, name) + getattr(self._child, name))
         s.submitted = self._submitted
-        s.dropped = self._dropped + b.dropped + c.dropped
-        s.written, s.spilled, s.replayed = b.written + c.written, b.spilled + c.spilled, b.replayed + c.replayed
-        s.failed_writes = b.failed_writes + c.failed_writes
-        s.serialisation_errors = b.serialisation_errors + c.serialisation_errors
-        s.observer_errors = b.observer_errors + c.observer_errors
-        s.build_cpu_s = b.build_cpu_s + c.build_cpu_s
+        s.dropped += self._dropped
         return s
 
     async def check_sink(self) -> None:
@@ -307,16 +306,9 @@ class ProcessLogPipeline:
         logger.info("log writer process %d started (sink %s)", proc.pid, self._describe)
 
     def _fold_child_counters(self) -> None:
-        c, b = self._child, self._base
-        b.written += c.written
-        b.spilled += c.spilled
-        b.replayed += c.replayed
-        b.dropped += c.dropped
-        b.failed_writes += c.failed_writes
-        b.serialisation_errors += c.serialisation_errors
-        b.observer_errors += c.observer_errors
-        b.build_cpu_s += c.build_cpu_s
-        self._child = _ChildState()
+        for name in _COUNTERS:
+            setattr(self._base, name, getattr(self._base, name) + getattr(self._child, name))
+        self._child, self._child_spill = PipelineStats(), (0, 0)
 
     # --- from the writer -----------------------------------------------------------------------------------
     def _on_frame(self, generation: int, kind: bytes, payload: bytes) -> None:
@@ -332,8 +324,9 @@ class ProcessLogPipeline:
 
     def _on_ack(self, ack: tuple[Any, ...]) -> None:
         c = self._child
-        (done, _submitted, c.written, c.spilled, c.replayed, c.dropped, c.failed_writes, c.serialisation_errors,
-         c.observer_errors, c.build_cpu_s, _queue, c.spill_records, c.spill_bytes, self.last_error) = ack
+        (done, c.submitted, c.written, c.spilled, c.replayed, c.dropped, c.failed_writes, c.serialisation_errors,
+         c.observer_errors, c.build_cpu_s, _queue, spill_records, spill_bytes, self.last_error) = ack
+        self._child_spill = (spill_records, spill_bytes)
         if done > self._done:
             self._restarts = 0  # a writer that stores records works: the next failure restarts it at once
         self._done = done
@@ -390,19 +383,9 @@ class ProcessLogPipeline:
             self._queries.pop(query_id, None)
 
 
-class _ChildState:
-    """The current writer's counters, from its last ack."""
-
-    __slots__ = ("build_cpu_s", "dropped", "failed_writes", "observer_errors", "replayed", "serialisation_errors",
-                 "spill_bytes", "spill_records", "spilled", "written")
-
-    def __init__(self) -> None:
-        self.written = self.spilled = self.replayed = self.dropped = self.failed_writes = 0
-        self.serialisation_errors = self.observer_errors = self.spill_records = self.spill_bytes = 0
-        self.build_cpu_s = 0.0
-
-
 _NO_ANSWER = object()
+#: The writers' counters, summed over every writer this gateway has had (``submitted`` is counted here instead).
+_COUNTERS = tuple(f.name for f in dataclasses.fields(PipelineStats) if f.name != "submitted")
 
 
 def _write(out: asyncio.WriteTransport, data: bytes) -> bool:
