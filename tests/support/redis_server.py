@@ -86,14 +86,19 @@ class RedisCluster:
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
                        capture_output=True, check=True, timeout=60)
+        # Every node must see the whole cluster: the first one reports ok before gossip has reached the others,
+        # which then answer CLUSTERDOWN for a moment (a flaky first write in the tests).
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
-            info = subprocess.run(["redis-cli", "-p", str(self.nodes[0].port), "cluster", "info"],
-                                  capture_output=True, text=True).stdout
-            if "cluster_state:ok" in info:
+            if all(self._node_ready(node.port) for node in self.nodes):
                 return self
             time.sleep(0.1)
         raise RuntimeError("redis cluster did not become ready")
+
+    def _node_ready(self, port: int) -> bool:
+        info = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True,
+                              text=True).stdout
+        return "cluster_state:ok" in info and "cluster_known_nodes:3" in info and "cluster_slots_ok:16384" in info
 
     def stop(self) -> None:
         for node in self.nodes:
