@@ -134,6 +134,26 @@ class ProviderBase:
         return self._unsupported(request)
 
 
+class RelayingProvider(ProviderBase):
+    """A provider that speaks OpenAI's API itself (OpenAI, a remote Skyrelay): chat, completions, embeddings
+    and models are one call to the same-named path, made by :meth:`_call`."""
+
+    async def _call(self, request: ProviderRequest) -> ProviderResult:
+        raise NotImplementedError
+
+    async def chat(self, request: ProviderRequest) -> ProviderResult:
+        return await self._call(request)
+
+    async def completion(self, request: ProviderRequest) -> ProviderResult:
+        return await self._call(request)
+
+    async def embed(self, request: ProviderRequest) -> ProviderResult:
+        return await self._call(request)
+
+    async def list_models(self, request: ProviderRequest) -> ProviderResult:
+        return await self._call(request)
+
+
 def provider_error_body(
     provider: str,
     message: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from core.errors import UpstreamConnectionError
-from core.providers.base import Operation, ProviderBase, ProviderRequest, ProviderResult
+from core.providers.base import Operation, ProviderRequest, ProviderResult, RelayingProvider
 from core.providers.http import error_result, forwarded_headers, passthrough_headers, streamed_result
 from core.providers.registry import ProviderDeps
 from core.transport.base import UpstreamResponse
@@ -24,7 +24,7 @@ _OPENAI_HEADERS = {
 _OPTION_HEADERS = {"openai-organization": "openai_organization", "openai-project": "openai_project"}
 
 
-class OpenAIProvider(ProviderBase):
+class OpenAIProvider(RelayingProvider):
     """The pass-through call. Hosts that speak OpenAI's format behind another URL scheme or auth (Azure OpenAI)
     subclass it and override the hooks: ``_url``, ``_exchange`` (auth), ``_body``, ``_stream_chunks``,
     ``_response_body`` and ``_map_error``.
@@ -98,18 +98,6 @@ class OpenAIProvider(ProviderBase):
             body=self._response_body(request, await response.read()),
             media_type=content_type or "application/json",
         )
-
-    async def chat(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
-
-    async def completion(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
-
-    async def embed(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
-
-    async def list_models(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
 
 
 async def _until_done(provider: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

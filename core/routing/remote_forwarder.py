@@ -13,7 +13,7 @@ import orjson
 
 from core.config.target import Target
 from core.errors import LoopDetectedError
-from core.providers.base import Operation, ProviderBase, ProviderRequest, ProviderResult, provider_error_body
+from core.providers.base import Operation, ProviderRequest, ProviderResult, RelayingProvider, provider_error_body
 from core.providers.http import error_result, streamed_result
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def target_config(target: Target) -> dict[str, Any]:
     return config
 
 
-class RemoteGatewayForwarder(ProviderBase):
+class RemoteGatewayForwarder(RelayingProvider):
     """Speaks to another Skyrelay the way a client would; the answer is relayed unchanged."""
 
     def __init__(self, gateway: RemoteGateway, upstream: UpstreamClient, max_hops: int) -> None:
@@ -102,18 +102,6 @@ class RemoteGatewayForwarder(ProviderBase):
         result.headers.append(("x-skyrelay-remote-gateway", self._gateway.name))
         result.annotations.update(annotations)
         return result
-
-    async def chat(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
-
-    async def completion(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
-
-    async def embed(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
-
-    async def list_models(self, request: ProviderRequest) -> ProviderResult:
-        return await self._call(request)
 
 
 def _keep_remote_error(body: bytes) -> bytes:
