@@ -46,7 +46,7 @@ class RequestLog:
     operation: str | None = None
     gateway_key_id: str | None = None
     metadata: dict[str, Any] | None = None
-    request_body: Any = None
+    request_body: Any = None  # the JSON bytes the caller sent, or a parsed body: see request_json()
     provider: str | None = None
     model: str | None = None
     target_path: str | None = None
@@ -82,6 +82,13 @@ class RequestLog:
         self.status = status
         self.outcome = outcome
         self.finished = time.perf_counter()
+
+    def request_json(self) -> Any:
+        """The request body parsed (the service keeps the bytes the caller sent, already checked to be JSON)."""
+        body = self.request_body
+        if isinstance(body, bytes | bytearray | memoryview):
+            return orjson.loads(body) if body else None
+        return body
 
     def to_record(self, *, include_bodies: bool, redact_body: BodyRedactor, replica: str) -> dict[str, Any]:
         finished = self.finished if self.finished is not None else time.perf_counter()

@@ -251,8 +251,17 @@ class BodyRedactor:
 
     def for_record(self, value: Any, raw: bytes | None = None) -> Any:
         """``value`` redacted, ready to embed in a record: an ``orjson.Fragment`` of its JSON when nothing in it
-        needs hiding. ``raw``: the JSON it was parsed from, when at hand."""
-        if value is None or type(value) not in (dict, list):
+        needs hiding. ``raw``: the JSON it was parsed from, when at hand. ``value`` may itself be JSON bytes
+        (a request body as the caller sent it, known to parse): they are parsed only when they need redacting.
+        A caller's JSON may spell a key with escapes (``"\\u0061pi_key"``), which the screen cannot see through:
+        such bodies are always parsed and walked."""
+        if type(value) is bytes:
+            if not value:
+                return None
+            if value.find(b"\\u") != -1 or value.find(b"\\/") != -1:
+                return self(orjson.loads(value))
+            raw, value = value, None
+        elif value is None or type(value) not in (dict, list):
             return value
         if raw is None:
             try:
@@ -260,7 +269,8 @@ class BodyRedactor:
             except TypeError:
                 return self(value)
         if raw.find(b"\n") != -1 or raw.find(b"\r") != -1 or self._suspicious(raw):
-            return self(value)  # a record is one line; or some key may need hiding
+            # a record is one line; or some key may need hiding
+            return self(orjson.loads(raw) if value is None else value)
         return orjson.Fragment(raw)
 
     def _suspicious(self, raw: bytes) -> bool:

@@ -118,7 +118,8 @@ class OtelObserver:
         }
         if record.get("model"):
             attrs["gen_ai.request.model"] = record["model"]
-        body = entry.request_body if isinstance(entry.request_body, dict) else {}
+        body = entry.request_json()
+        body = body if isinstance(body, dict) else {}
         for key, name in (("max_tokens", "gen_ai.request.max_tokens"), ("max_completion_tokens",
                           "gen_ai.request.max_tokens"), ("temperature", "gen_ai.request.temperature"),
                           ("top_p", "gen_ai.request.top_p")):

@@ -50,6 +50,8 @@ def entry(i: int, **extra: Any) -> RequestLog:
                      started_wall=1795000000.0 + i, started=time.perf_counter(), id=f"{i:032x}")
     log.operation, log.provider, log.model, log.attempts = "chat", "openai", "gpt-4o-mini", 1
     log.request_body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"hello {i}"}]}
+    if i % 2:  # as the service keeps it: the bytes the caller sent
+        log.request_body = orjson.dumps(log.request_body)
     if i % 3 == 1:
         log.stream = True
         for chunk in STREAM:
@@ -89,11 +91,18 @@ def test_frames_survive_any_split_and_refuse_a_corrupt_length() -> None:
 
 def test_entries_round_trip_and_odd_values_travel_as_their_json() -> None:
     plain, odd, strange = entry(0), entry(3, note=decimal.Decimal("1.5")), entry(6, note=lambda: None)
-    payload = b"".join(frames.pack_entry(e) for e in (plain, odd, strange))
+    raw = entry(7)
+    raw.request_body, raw.metadata = b'{"model": "m"}', {"n": 2**70, 1: (1, 2)}
+    raw.stream_chunks = [b"data: {}\n\n", bytearray(b"data: [DONE]\n\n")]
+    payload = b"".join(frames.pack_entry(e) for e in (plain, odd, strange, raw))
     ((kind, back_payload),) = frames.FrameReader().feed(frames.frame(frames.ENTRIES, payload))
     back = list(frames.unpack_entries(back_payload))
-    assert kind == frames.ENTRIES and [b.trace_id for b in back] == [plain.trace_id, odd.trace_id, strange.trace_id]
+    assert kind == frames.ENTRIES
+    assert [b.trace_id for b in back] == [plain.trace_id, odd.trace_id, strange.trace_id, raw.trace_id]
     assert back[0].request_body == plain.request_body and back[0].request_headers == plain.request_headers
+    assert (back[0].started, back[0].finished, back[0].id) == (plain.started, plain.finished, plain.id)
+    assert back[3].request_body == raw.request_body and back[3].stream_chunks == raw.stream_chunks
+    assert back[3].metadata == {"n": 2**70, "1": [1, 2]}  # as JSON has them
     assert back[1].extra["note"] == "1.5"  # what the record holds for a Decimal (orjson's default=str)
     assert back[2].extra["note"].startswith("<function")
 

@@ -75,3 +75,22 @@ def test_a_pretty_printed_body_still_makes_one_line() -> None:
     assert b"\n" not in line
     assert orjson.loads(line)["response"]["body"] == {"id": "x", "choices": []}
     assert orjson.loads(line)["request"]["body"]["messages"][0]["content"] == "a\nb"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}',  # as the caller spaced it
+    b'{\n  "model": "m",\n  "messages": []\n}',  # pretty-printed: parsed, so the record stays one line
+    b'{"model":"m","api_key":"sk-body-secret"}',  # a credential field: walked and hidden
+    b'{"model":"m","\\u0061pi_key":"sk-escaped-secret"}',  # the same key spelled with an escape
+    b'{"model":"m","extra":{"ssn":"123-45"}}',  # a configured field
+])
+def test_a_request_body_kept_as_the_callers_bytes_records_as_its_parsed_and_redacted_form(raw: bytes) -> None:
+    """The service logs the request body as the bytes it received; the record is what the parsed dict gives."""
+    redactor = BodyRedactor(("ssn",))
+    from_bytes = entry(1, request_body=raw).to_record(include_bodies=True, redact_body=redactor, replica="r")
+    from_dict = entry(1, request_body=orjson.loads(raw)).to_record(include_bodies=True, redact_body=redactor,
+                                                                   replica="r")
+    line = orjson.dumps(from_bytes)
+    assert b"\n" not in line and b"secret" not in line and b"123-45" not in line
+    assert orjson.loads(line)["request"] == orjson.loads(orjson.dumps(from_dict))["request"]
+    assert entry(1, request_body=raw).request_json() == orjson.loads(raw)
