@@ -4,7 +4,8 @@
     skyrelay config validate FILE
     skyrelay keys create [--id ID]       prints a new key once, and the line to store in the config file
     skyrelay keys hash KEY               the SHA-256 digest to store for an existing key
-    skyrelay bundle --cloud aws|gcp|azure [--out DIR] [--arch x86_64|arm64] [--python-version 3.12] [--compile]
+    skyrelay bundle --cloud aws|gcp|azure [--out DIR] [--arch x86_64|arm64] [--python-version 3.12]
+                    [--compile|--no-compile]
                                          the deployable artifact of a cloud entry (see core/bundle)
 """
 
@@ -166,8 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--out", default="dist/bundle", help="output folder (default dist/bundle)")
     bundle.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"], help="Lambda architecture")
     bundle.add_argument("--python-version", default="3.12", help="Lambda Python runtime version (default 3.12)")
-    bundle.add_argument("--compile", action="store_true",
-                        help="ship .pyc for the Lambda runtime (faster cold starts; needs that Python version here)")
+    compiled = bundle.add_mutually_exclusive_group()
+    compiled.add_argument("--compile", action="store_const", const=True, dest="compile",
+                          help="ship .pyc for the Lambda runtime, or fail: it needs that Python version here (default: "
+                               "ship them when this Python is the target's, else say so and build without)")
+    compiled.add_argument("--no-compile", action="store_const", const=False, dest="compile",
+                          help="never ship .pyc (smaller zip, slower cold starts)")
     bundle.set_defaults(func=_bundle)
     return parser
 

@@ -2,8 +2,8 @@
 
     aws    a Lambda zip: core, handlers/aws (buffered handler, streaming runtime, its exec wrapper) and every
            dependency as wheels for the Lambda platform (``--arch``, ``--python-version``) — without boto3 and
-           botocore, which the Lambda runtime provides; no tests, no ``__pycache__`` (``--compile`` adds bytecode
-           for the target Python when run with it); reproducible bytes
+           botocore, which the Lambda runtime provides; no tests; bytecode for the target Python when the build runs
+           with that Python (``--no-compile``: none); reproducible bytes
     gcp    the Cloud Run functions source folder: main.py, requirements.txt, core, handlers/gcp (and its zip)
     azure  the Azure Functions app folder: host.json, function_app.py, requirements.txt, core, handlers/azure
            (and its zip, for zip deploy with remote build)

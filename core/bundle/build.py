@@ -47,11 +47,13 @@ def print_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build(cloud: str, out: Path, *, arch: str = "x86_64", python_version: str = "3.12", compile_bytecode: bool = False,
-          progress: Progress = print_progress) -> Artifact:
+def build(cloud: str, out: Path, *, arch: str = "x86_64", python_version: str = "3.12",
+          compile_bytecode: bool | None = None, progress: Progress = print_progress) -> Artifact:
     """``compile_bytecode`` (aws only): ship bytecode for the target Python — Lambda cannot write it (its code
-    folder is read-only), so without it every cold start compiles every module it imports. Needs this
-    interpreter to be the target's version, else :class:`BundleError` (see :mod:`core.bundle.bytecode`)."""
+    folder is read-only), so without it every cold start compiles every module it imports. It needs this
+    interpreter to be the target's version: ``True`` refuses otherwise (:class:`BundleError`, see
+    :mod:`core.bundle.bytecode`); ``None``, the default, compiles when it is and says why not when it is not;
+    ``False`` never compiles."""
     if cloud not in CLOUDS:
         raise BundleError(f"unknown cloud {cloud!r}: choose one of {', '.join(CLOUDS)}")
     root = checkout_root()
@@ -60,12 +62,15 @@ def build(cloud: str, out: Path, *, arch: str = "x86_64", python_version: str = 
     except (ValueError, KeyError) as exc:
         raise BundleError(f"pyproject.toml: {exc}") from None
     if cloud == "aws":
-        if compile_bytecode:
+        if compile_bytecode is not False:
             try:
                 check_target(python_version)  # before the install, not after it
             except BytecodeError as exc:
-                raise BundleError(str(exc)) from None
-        return _lambda_zip(root, out, requirements, arch, python_version, compile_bytecode, progress)
+                if compile_bytecode:
+                    raise BundleError(str(exc)) from None
+                progress(f"[aws] no bytecode in this zip (slower cold starts): {exc}")
+                compile_bytecode = False
+        return _lambda_zip(root, out, requirements, arch, python_version, compile_bytecode is not False, progress)
     return _source_folder(root, out, cloud, requirements, progress)
 
 
@@ -118,8 +123,7 @@ def _lambda_zip(root: Path, out: Path, requirements: list[Requirement], arch: st
         except BytecodeError as exc:
             raise BundleError(str(exc)) from None
         progress(f"[aws 3/4] {compiled} modules compiled")
-    suffix = "-pyc" if compile_bytecode else ""
-    name = f"skyrelay-lambda-{arch}-py{python_version}{suffix}.zip"
+    name = f"skyrelay-lambda-{arch}-py{python_version}.zip"  # the name the CDK app looks for, bytecode or not
     progress(f"[aws 4/4] zipping {name}")
     zip_path = work / name
     write_zip(package, zip_path)

@@ -59,10 +59,10 @@ def check_target(python_version: str) -> None:
     same implementation and minor version, and a final release (magic numbers may change before it)."""
     here = interpreter_version()
     if sys.implementation.cache_tag != f"cpython-{python_version.replace('.', '')}":
-        raise BytecodeError(f"--compile writes bytecode for this interpreter ({sys.implementation.name} {here}), "
+        raise BytecodeError(f"bytecode can only be written for this interpreter ({sys.implementation.name} {here}), "
                             f"not for CPython {python_version}: run the bundle with Python {python_version}")
     if sys.version_info.releaselevel != "final":
-        raise BytecodeError(f"--compile needs a final release of Python {python_version} (this is "
+        raise BytecodeError(f"bytecode needs a final release of Python {python_version} (this is "
                             f"{sys.version.split()[0]}): a pre-release may write pycs the runtime rejects")
 
 

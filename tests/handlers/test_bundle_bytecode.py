@@ -4,6 +4,7 @@ from source, nothing written. Compiling is reproducible and refuses a target tha
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import marshal
@@ -111,6 +112,20 @@ def test_bytecode_for_another_python_is_refused_before_anything_is_installed(tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_by_default_bytecode_is_shipped_only_for_the_python_that_runs_the_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No flag: a build under another Python than the target's still makes a zip, without bytecode, and says why."""
+    bundle_build = importlib.import_module("core.bundle.build")  # the module (the package exports its function)
+    chosen: list[bool] = []
+    monkeypatch.setattr(bundle_build, "_lambda_zip", lambda *args: chosen.append(args[5]))
+    said: list[str] = []
+    build("aws", tmp_path / "out", python_version=OTHER_PYTHON, progress=said.append)
+    build("aws", tmp_path / "out", python_version=LOCAL_PYTHON, progress=said.append)
+    build("aws", tmp_path / "out", python_version=LOCAL_PYTHON, compile_bytecode=False, progress=said.append)
+    assert chosen == [False, True, False]
+    assert len(said) == 1 and "no bytecode" in said[0] and f"run the bundle with Python {OTHER_PYTHON}" in said[0]
+
+
 def test_a_module_that_does_not_compile_is_named(tmp_path: Path) -> None:
     package = small_package(tmp_path / "p")
     (package / "pkg" / "broken.py").write_text("def f(:\n")
@@ -121,13 +136,14 @@ def test_a_module_that_does_not_compile_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_compiled_lambda_zip_imports_from_its_pycs_alone(tmp_path: Path) -> None:
-    command = ["bundle", "--cloud", "aws", "--out", str(tmp_path / "out"), "--python-version", LOCAL_PYTHON,
-               "--compile"]
+    # no flag: the build's Python is the target's, so the zip carries bytecode by default
+    command = ["bundle", "--cloud", "aws", "--out", str(tmp_path / "out"), "--python-version", LOCAL_PYTHON]
     built = subprocess.run([sys.executable, "-m", "core.cli", *command], capture_output=True, text=True, check=False,
                            timeout=600)
     assert built.returncode == 0, built.stderr
     artifact = Path(built.stdout.split("\t")[0])
-    assert artifact.name.endswith("-pyc.zip") and artifact.stat().st_size <= LAMBDA_DIRECT_UPLOAD_LIMIT
+    assert artifact.name == f"skyrelay-lambda-x86_64-py{LOCAL_PYTHON}.zip"  # the name the CDK app looks for
+    assert artifact.stat().st_size <= LAMBDA_DIRECT_UPLOAD_LIMIT
 
     with zipfile.ZipFile(artifact) as archive:
         names = set(archive.namelist())
