@@ -21,7 +21,7 @@ from typing import Any
 
 from load import LoadGen, error_count
 from plan import Plan
-from processes import CpuSnapshot, Processes, cpu_seconds, process_tree, repin, rss_mb
+from processes import CpuSnapshot, Processes, cpu_seconds, private_mb, process_tree, repin, rss_mb
 from servers import (
     sink_size,
     start_floor,
@@ -124,9 +124,11 @@ def _measure_server(results: dict[str, Any], target: Target, plan: Plan, load: L
         cpu = [cpu_seconds(pid) - start for pid, start in zip((target.proc.pid, *target.helpers), cpu_before,
                                                                 strict=True)]
         entry["cpu_us_per_request"] = cpu[0] / entry["served"] * 1e6 if entry["served"] else None
-        entry["rss_idle_mb"], entry["worker_rss_idle_mb"], entry["writer_rss_idle_mb"] = idle
+        (entry["rss_idle_mb"], entry["worker_rss_idle_mb"], entry["writer_rss_idle_mb"],
+         entry["writer_private_idle_mb"]) = idle
         after = _rss(target)
-        entry["rss_after_mb"], entry["worker_rss_after_mb"], entry["writer_rss_after_mb"] = after
+        (entry["rss_after_mb"], entry["worker_rss_after_mb"], entry["writer_rss_after_mb"],
+         entry["writer_private_after_mb"]) = after
         entry["rss_peak_mb"] = rss_mb(target.proc.pid).get("VmHWM")
         if target.helpers:
             entry["writer_cpu_us_per_request"] = sum(cpu[1:]) / entry["served"] * 1e6 if entry["served"] else None
@@ -175,21 +177,29 @@ def memory_timeline(target: Target, load: LoadGen, entry: dict[str, Any]) -> lis
             served += int(result.get("requests") or 0)
             rps = max(float(result["rps"]), 100.0)
             entry["memory_errors"] = entry.get("memory_errors", 0) + error_count(result)
-        total, worker, writer = _rss(target)
+        total, worker, writer, writer_private = _rss(target)
         points.append({"checkpoint": checkpoint, "served": served, "reached": served >= checkpoint,
-                       "rss_mb": total, "worker_rss_mb": worker, "writer_rss_mb": writer})
+                       "rss_mb": total, "worker_rss_mb": worker, "writer_rss_mb": writer,
+                       "writer_private_mb": writer_private})
     entry["served"] = served
     return points
 
 
-def _rss(target: Target) -> tuple[float | None, float | None, float | None]:
-    """RSS of the gateway in MiB: worker plus log writer (what the targets count), the worker, the writer."""
+def _rss(target: Target) -> tuple[float | None, float | None, float | None, float | None]:
+    """The gateway's resident memory in MiB: (what the targets count, the worker's RSS, the log writer's RSS, the
+    log writer's private memory).
+
+    What counts is the worker's RSS plus the pages only its log writer holds: every page the two use, once. The
+    writer's own RSS repeats the interpreter and libraries both map (about 16 MiB), which a plain sum of the two RSS
+    would count twice; it is reported beside.
+    """
     assert target.proc is not None
     worker = rss_mb(target.proc.pid).get("VmRSS")
     if not target.helpers:
-        return worker, worker, None
+        return worker, worker, None, None
     writer = sum(rss_mb(pid).get("VmRSS") or 0.0 for pid in target.helpers)
-    return (worker + writer if worker is not None else None), worker, writer
+    private = sum(private_mb(pid) or 0.0 for pid in target.helpers)
+    return (worker + private if worker is not None else None), worker, writer, private
 
 
 def memory_slope(points: list[dict[str, Any]]) -> float | None:

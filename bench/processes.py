@@ -147,6 +147,19 @@ def rss_mb(pid: int) -> dict[str, float]:
     return values
 
 
+def private_mb(pid: int) -> float | None:
+    """Memory only this process holds (private clean + dirty pages, from smaps_rollup): what a helper process adds
+    to its parent's RSS. Shared pages — the interpreter, C extensions, both processes map the same files — are in
+    the parent's RSS already, and the kernel (and a container's memory limit) charges them once."""
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Private_Clean", "Private_Dirty"):
+                values[key] = int(rest.split()[0])
+    return sum(values.values()) / 1024 if len(values) == 2 else None
+
+
 def log_writers(pid: int, expected: int, timeout_s: float = 15.0) -> tuple[int, ...]:
     """The log writer processes under a gateway (``SKYRELAY_LOG_WRITER=process``), once ``expected`` are up."""
     deadline = time.monotonic() + timeout_s

@@ -129,11 +129,14 @@ def _memory_lines(targets: dict[str, Any], meta: dict[str, Any]) -> list[str]:
                      f"{entry['rss_after_mb']:.1f} [{entry['served_after_phases']:,}]",
                      *(cells or ["-"] * len(MEMORY_CHECKPOINTS)), "-" if slope is None else f"{slope:+.2f}"])
         if entry.get("writer_rss_idle_mb") is not None:
-            breakdown = [f"idle {entry['worker_rss_idle_mb']:.1f} + {entry['writer_rss_idle_mb']:.1f}",
-                         f"after phases {entry['worker_rss_after_mb']:.1f} + {entry['writer_rss_after_mb']:.1f}"]
-            breakdown += [f">={p['checkpoint']:,} {p['worker_rss_mb']:.1f} + {p['writer_rss_mb']:.1f}"
-                          for p in points if p.get("writer_rss_mb") is not None]
-            notes.append(f"{name}: worker + log writer process, MiB: {'; '.join(breakdown)}")
+            breakdown = [f"idle {entry['worker_rss_idle_mb']:.1f} + {entry['writer_private_idle_mb']:.1f} "
+                         f"({entry['writer_rss_idle_mb']:.1f})",
+                         f"after phases {entry['worker_rss_after_mb']:.1f} + {entry['writer_private_after_mb']:.1f} "
+                         f"({entry['writer_rss_after_mb']:.1f})"]
+            breakdown += [f">={p['checkpoint']:,} {p['worker_rss_mb']:.1f} + {p['writer_private_mb']:.1f} "
+                          f"({p['writer_rss_mb']:.1f})" for p in points if p.get("writer_rss_mb") is not None]
+            notes.append(f"{name}: worker RSS + the log writer's private memory (its whole RSS), MiB: "
+                         f"{'; '.join(breakdown)}")
         if entry.get("cpu_us_per_request") is not None:
             writer = entry.get("writer_cpu_us_per_request")
             notes.append(f"{name}: CPU per request over its phases: worker {entry['cpu_us_per_request']:.0f} us"

@@ -30,7 +30,8 @@ everything else (load generator, mock when it is not the target, this script) sh
 numbers are the capacity of one server process on one core rather than a scheduler lottery.
 
 Memory: the first transport's gateway RSS is read from /proc idle and after at least 10,000, 20,000 and 40,000
-requests (the measurement phases count; 16-connection wrk runs top up the rest). Its response cache is capped
+requests (the measurement phases count; 16-connection wrk runs top up the rest). With a log writer process it is
+the worker's RSS plus the pages only the writer holds: every page the two use, once. Its response cache is capped
 at 2 MiB for the run, so the cache is full before the first checkpoint and any later growth is not the cache
 filling up to its (configurable) cap.
 
