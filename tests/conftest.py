@@ -9,6 +9,15 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.gateway_process import GatewayProcess
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Caches the gateway keeps (the price-table export) go to this run's temp dir, never the user's home; every
+    gateway process the tests start inherits it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def fake_openai_server() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI().start()

@@ -111,8 +111,9 @@ def _lambda_zip(root: Path, out: Path, requirements: list[Requirement], arch: st
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BundleError(f"pip could not install the Lambda dependencies:\n{result.stderr.strip()[-4000:]}")
-    progress("[aws 2/4] adding core and handlers/aws")
+    progress("[aws 2/4] adding core and handlers/aws, and the price table's export")
     copy_sources(root, package, "aws")
+    ship_price_export(package)
     progress("[aws 3/4] pruning bytecode, console scripts and runtime-provided packages")
     shutil.rmtree(package / "bin", ignore_errors=True)
     left_out = prune(package, LAMBDA_PROVIDED)
@@ -149,6 +150,7 @@ def _source_folder(root: Path, out: Path, cloud: str, requirements: list[Require
     entries = TOP_LEVEL[cloud]
     progress(f"[{cloud} 1/3] copying {', '.join(entries)}, core and handlers/{cloud}")
     copy_sources(root, folder, cloud, exclude=entries)
+    ship_price_export(folder)
     for entry in entries:
         shutil.copy2(root / "handlers" / cloud / entry, folder / entry)
     progress(f"[{cloud} 2/3] writing requirements.txt ({len(requirements)} pinned requirements)")
@@ -163,6 +165,17 @@ def _source_folder(root: Path, out: Path, cloud: str, requirements: list[Require
     progress(f"{cloud}: {folder} {_mb(size)} of sources, zipped {archive} {_mb(archive.stat().st_size)} "
              "(dependencies are installed by the platform's build)")
     return artifact
+
+
+def ship_price_export(tree: Path) -> None:
+    """The price table as plain JSON, in the bundle's ``core/telemetry/price_exports``: the deployed gateway then
+    prices records without importing genai-prices and building its table on every cold start (see
+    :mod:`core.telemetry.price_snapshot`). Built from the genai-prices installed here, the version the bundle pins."""
+    target = tree / "core" / "telemetry" / "price_exports"
+    result = subprocess.run([sys.executable, "-m", "core.telemetry.price_snapshot", "--write-dir", str(target)],
+                            capture_output=True, text=True, check=False, cwd=checkout_root())
+    if result.returncode != 0:
+        raise BundleError(f"could not export the price table:\n{result.stderr.strip()[-2000:]}")
 
 
 def _mb(size: int) -> str:

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 #: Never shipped: bytecode of this machine's Python, editor and test leftovers.
-SKIPPED_NAMES = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "tests", "README.md"})
+#: ``price_exports``: a checkout's own exports may be of another genai-prices; each build writes its own.
+SKIPPED_NAMES = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "tests", "README.md",
+                           "price_exports"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
 

@@ -63,7 +63,8 @@ class GatewayMetrics:
         self.cost = CounterFamily("skyrelay_cost_usd", "Cost in US dollars from token usage and the price table.",
                                   ["provider", "model"])
         self.unpriced = CounterFamily("skyrelay_unpriced_requests", "Requests with token usage that could not be "
-                                      "priced (unknown_model, no_price_table).", ["provider", "model", "reason"])
+                                      "priced (unknown_model, no_price_table, invalid_usage).",
+                                      ["provider", "model", "reason"])
         self.cache = CounterFamily("skyrelay_cache_lookups", "Requests by response-cache status (HIT, MISS, "
                                    "REFRESH, DISABLED).", ["status"])
         self.retries = CounterFamily("skyrelay_retries", "Retry attempts made by the router.", ["provider"])
@@ -169,7 +170,7 @@ class PrometheusObserver:
         cost, cost_status = record.get("cost"), record.get("cost_status")
         if type(cost) is float and cost > 0:
             series.cost.value += cost
-        elif cost_status in ("unknown_model", "no_price_table"):
+        elif cost_status in ("unknown_model", "no_price_table", "invalid_usage"):
             self._m.unpriced.labels(provider or "none", self._m.model_label(model), cost_status).value += 1
         series.cache.value += 1
         if type(retries) is int and retries > 0:

@@ -69,7 +69,7 @@ def test_the_lambda_zip_runs_on_its_own(tmp_path: Path, s3: MotoS3, fake_openai:
     double = RuntimeApiDouble().start()
     env = lambda_env(double, tmp_path, handler="handlers/aws/handler.handler", SKYRELAY_LOG_BUCKET=s3.bucket,
                      SKYRELAY_LOG_PREFIX="from-zip", PYTHONPATH=f"{task}:{runtime}", LAMBDA_TASK_ROOT=str(task),
-                     **s3.env())
+                     XDG_CACHE_HOME=str(tmp_path / "cache"), **s3.env())
     process = EntryProcess([sys.executable, "-S", "-m", "awslambdaric", "handlers/aws/handler.handler"], env,
                            tmp_path / "zip.log", cwd=task).start()
     try:
@@ -83,7 +83,13 @@ def test_the_lambda_zip_runs_on_its_own(tmp_path: Path, s3: MotoS3, fake_openai:
     assert health.json()["statusCode"] == 200, process.output()[-3000:]
     assert chat.json()["statusCode"] == 200, process.output()[-3000:]
     assert json.loads(chat.json()["body"])["choices"][0]["message"]["content"] == "Hello from the fake upstream."
-    assert len(records_of(s3.objects("from-zip"))) == 1
+    [record] = records_of(s3.objects("from-zip"))
+    # priced from the export the bundle ships (core/telemetry/price_exports), not from a library import at cold start
+    exports = [n for n in names if n.startswith("core/telemetry/price_exports/")]
+    assert len(exports) == 1 and exports[0].endswith(".json")
+    assert record["cost_status"] == "ok" and record["cost_source"].startswith("genai-prices ")
+    made = [p for p in tmp_path.rglob("genai-prices-*.json") if not {task, tmp_path / "out"} & set(p.parents)]
+    assert not made  # none made at run time
 
 
 def test_zips_are_reproducible(tmp_path: Path) -> None:
@@ -105,6 +111,7 @@ def test_the_gcp_folder_is_served_by_functions_framework_as_deployed(tmp_path: P
     folder = artifact.path
 
     assert (folder / "main.py").exists() and (folder / "core" / "gateway.py").exists()
+    assert len(list((folder / "core" / "telemetry" / "price_exports").glob("genai-prices-*.json"))) == 1
     assert sorted(p.name for p in (folder / "handlers").iterdir() if p.is_dir()) == ["common", "gcp"]
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert any(line.startswith("functions-framework==") for line in requirements)
