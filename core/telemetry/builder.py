@@ -18,8 +18,8 @@ from core.telemetry.costs import PriceTable, price_record
 from core.telemetry.redaction import BodyRedactor, scrub_carried
 
 if TYPE_CHECKING:
-    from core.telemetry.pipeline import PipelineStats
     from core.telemetry.records import RequestLog
+    from core.telemetry.writer import PipelineStats
 
 logger = logging.getLogger("skyrelay.logs")
 

@@ -30,13 +30,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from core.telemetry.builder import RecordBuilder, RecordObserver
 from core.telemetry.costs import PriceTable
 from core.telemetry.records import RequestLog
 from core.telemetry.sinks.base import Batch, LogSink
 from core.telemetry.spill import DiskSpill
+from core.telemetry.writer import PipelineStats
 
 logger = logging.getLogger("skyrelay.logs")
 
@@ -45,19 +45,6 @@ _DROP_REPORT_INTERVAL_S = 10.0
 _ORPHAN_SCAN_INTERVAL_S = 60.0
 _BUILD_CHUNK = 64  # records built between two yields to the event loop
 _TICK_S = 0.05  # how often an idle writer looks at the queue (records wait at most this long to be built)
-
-
-@dataclass(slots=True)
-class PipelineStats:
-    submitted: int = 0
-    written: int = 0
-    dropped: int = 0
-    failed_writes: int = 0
-    spilled: int = 0
-    replayed: int = 0
-    serialisation_errors: int = 0
-    observer_errors: int = 0
-    build_cpu_s: float = 0.0  # CPU time the writer spent building records: what logging costs the event loop
 
 
 def new_run_id() -> str:

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import core
 from core.telemetry import writer_frames as frames
-from core.telemetry.pipeline import PipelineStats
 from core.telemetry.records import RequestLog
 from core.telemetry.sinks.base import SinkUnavailableError
+from core.telemetry.writer import PipelineStats
 from core.telemetry.writer_frames import pack_entry
 
 if TYPE_CHECKING:

@@ -3,11 +3,24 @@ or in a separate process (:class:`~core.telemetry.process_pipeline.ProcessLogPip
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from core.telemetry.pipeline import PipelineStats
     from core.telemetry.records import RequestLog
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    submitted: int = 0
+    written: int = 0
+    dropped: int = 0
+    failed_writes: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    serialisation_errors: int = 0
+    observer_errors: int = 0
+    build_cpu_s: float = 0.0  # CPU time the writer spent building records: what logging costs the event loop
 
 
 class LogWriter(Protocol):
