@@ -5,10 +5,10 @@ The request metrics are updated by the log writer, several times for every recor
 of turning a record into metrics. A child here is a float (a histogram: one per bucket and the sum) that the
 observer adds to directly; no lock is needed because the writer and ``/metrics`` both run on the event loop.
 
-What a scrape sees is unchanged: each family yields the samples prometheus_client's ``Counter`` or ``Histogram``
-would — names, label order, ``le`` bounds, cumulative buckets, ``_count``, ``_sum``, ``_created`` (left out when
-``PROMETHEUS_DISABLE_CREATED_SERIES`` says so, as the library does), and values added in the same order. The
-tests render both on the same updates and compare.
+A scrape sees what prometheus_client's ``Counter`` and ``Histogram`` would show — names, label order, ``le``
+bounds, cumulative buckets, ``_count``, ``_sum``, ``_created`` (left out when ``PROMETHEUS_DISABLE_CREATED_SERIES``
+says so, as the library does), and values added in the same order — written by :mod:`core.telemetry.exposition`.
+The tests render both on the same updates and compare.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from core.telemetry.exposition import LabelNames, format_value, header, metric_name
 
 
 def _created_series_enabled() -> bool:
@@ -63,6 +61,7 @@ class CounterFamily:
         self.labelnames = tuple(labelnames)
         self._children: dict[tuple[str, ...], CounterChild] = {}
         self._created = _created_series_enabled()
+        self._labels = LabelNames(self.labelnames)
         if not self.labelnames:
             self.labels()  # an unlabelled counter exists, at 0, from the start
 
@@ -72,11 +71,16 @@ class CounterFamily:
             child = self._children[values] = CounterChild()
         return child
 
-    def collect(self) -> Metric:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in self._children.items():
-            family.add_metric(values, child.value, created=child.created if self._created else None)
-        return family
+    def render(self, out: list[str]) -> None:
+        total, created = metric_name(f"{self.name}_total"), metric_name(f"{self.name}_created")
+        out.append(header(total, self.documentation, "counter"))
+        labels = [self._labels.text(values) for values in self._children]
+        for text, child in zip(labels, self._children.values(), strict=True):
+            out.append(f"{total}{text} {format_value(child.value)}\n")
+        if self._created and self._children:
+            out.append(header(created, self.documentation, "gauge"))
+            for text, child in zip(labels, self._children.values(), strict=True):
+                out.append(f"{created}{text} {format_value(child.created)}\n")
 
 
 class HistogramFamily:
@@ -88,9 +92,11 @@ class HistogramFamily:
         if not bounds or bounds != sorted(bounds) or bounds[0] < 0:
             raise ValueError("buckets must be sorted and not negative, and there must be at least one")
         self._bounds = (*bounds, math.inf) if bounds[-1] != math.inf else tuple(bounds)
-        self._le = tuple(floatToGoString(b) for b in self._bounds)
+        self._le = tuple(format_value(b) for b in self._bounds)
         self._children: dict[tuple[str, ...], HistogramChild] = {}
         self._created = _created_series_enabled()
+        self._labels = LabelNames(self.labelnames)
+        self._bucket_labels = LabelNames(self.labelnames, extra="le")
 
     def labels(self, *values: str) -> HistogramChild:
         child = self._children.get(values)
@@ -98,26 +104,30 @@ class HistogramFamily:
             child = self._children[values] = HistogramChild(self._bounds)
         return child
 
-    def collect(self) -> Metric:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in self._children.items():
-            cumulative, total = [], 0.0
-            for le, count in zip(self._le, child.buckets, strict=True):
-                total += count
-                cumulative.append((le, total))
-            family.add_metric(values, cumulative, child.sum)
-            if self._created:
-                family.add_sample(f"{self.name}_created", dict(zip(self.labelnames, values, strict=True)),
-                                  child.created)
-        return family
+    def render(self, out: list[str]) -> None:
+        name = metric_name(self.name)
+        bucket, count, total = (metric_name(f"{self.name}{suffix}") for suffix in ("_bucket", "_count", "_sum"))
+        out.append(header(name, self.documentation, "histogram"))
+        labels = [self._labels.text(values) for values in self._children]
+        for values, text, child in zip(self._children, labels, self._children.values(), strict=True):
+            before, after = self._bucket_labels.around(values)
+            cumulative = 0.0
+            for le, observed in zip(self._le, child.buckets, strict=True):
+                cumulative += observed
+                out.append(f"{bucket}{before}{le}{after} {format_value(cumulative)}\n")
+            out.append(f"{count}{text} {format_value(cumulative)}\n{total}{text} {format_value(child.sum)}\n")
+        if self._created and self._children:
+            created = metric_name(f"{self.name}_created")
+            out.append(header(created, self.documentation, "gauge"))
+            for text, child in zip(labels, self._children.values(), strict=True):
+                out.append(f"{created}{text} {format_value(child.created)}\n")
 
 
-class Families(Collector):
-    """Registers families with a registry: they are collected in the order given."""
+class Families:
+    """The request metric families, collected in the order given."""
 
     def __init__(self, families: Sequence[CounterFamily | HistogramFamily]) -> None:
         self._families = tuple(families)
 
-    def collect(self) -> Iterator[Metric]:
-        for family in self._families:
-            yield family.collect()
+    def collect(self) -> Iterator[CounterFamily | HistogramFamily]:
+        return iter(self._families)

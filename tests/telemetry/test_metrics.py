@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.telemetry.costs import PriceTable
-from core.telemetry.metric_families import CounterFamily, Families, HistogramFamily
 from core.telemetry.metrics import GatewayMetrics, PrometheusObserver, StateCollector
 from core.telemetry.pipeline import LogPipeline
 from core.telemetry.spill import DiskSpill
@@ -94,27 +93,62 @@ async def test_request_metrics_and_state_gauges(tmp_path: Path) -> None:
     await pipeline.aclose(5)
 
 
-def test_families_render_as_prometheus_client_would() -> None:
-    """The request metrics are plain numbers; on the same updates they render as the library's own objects."""
-    ours, theirs = CollectorRegistry(), CollectorRegistry()
-    counter, unlabelled = CounterFamily("c", "A counter.", ["a", "b"]), CounterFamily("u", "Unlabelled.")
-    histogram, unused = HistogramFamily("h", "Seconds.", ["a"], (0.1, 1.0, 10.0)), CounterFamily("n", "None.", ["a"])
-    ours.register(Families([counter, unlabelled, histogram, unused]))
-    lib_counter, lib_unlabelled = Counter("c", "A counter.", ["a", "b"], registry=theirs), Counter("u", "Unlabelled.",
-                                                                                                 registry=theirs)
-    lib_histogram = Histogram("h", "Seconds.", ["a"], buckets=(0.1, 1.0, 10.0), registry=theirs)
-    Counter("n", "None.", ["a"], registry=theirs)
-    for i, amount in enumerate((0.05, 0.1, 0.1 + 0.2, 1.0, 7.5, 12.0, 1e-9, 0.0)):
-        labels = ("x", "y") if i % 3 else ("z", "w")
-        counter.labels(*labels).value += amount
-        lib_counter.labels(*labels).inc(amount)
-        unlabelled.labels().value += 1
-        lib_unlabelled.inc()
-        histogram.labels(labels[0]).observe(amount)
-        lib_histogram.labels(labels[0]).observe(amount)
+async def test_the_metrics_body_has_every_family_in_order(tmp_path: Path) -> None:
+    """Request metrics, state and process metrics, as Prometheus parses them (how each family is written is pinned
+    against prometheus_client in test_exposition)."""
+    metrics = GatewayMetrics()
+    metrics.add_process_metrics(namespace="skyrelay_log_writer")
+    pipeline = LogPipeline(MemorySink(), replica="r1", prices=PriceTable(), observers=[PrometheusObserver(metrics)],
+                           batch_max_age_s=0.01)
+    metrics.add_state(StateCollector(pipeline, lambda: {"t[0]": "open"}, version="1", replica="r1"))
+    pipeline.submit(entry(1, operation="chat", provider="openai", model="gpt-4o-mini", stream=True,
+                          response_body=OK_BODY))
+    pipeline.submit(entry(2, operation="chat", provider="openai", model='quote " and \\', status=502,
+                          outcome="gateway_error", error={"type": "upstream_error", "message": "down"}))
+    assert await pipeline.flush(5)
 
-    def text(registry: CollectorRegistry) -> str:  # creation times differ by microseconds
-        return re.sub(r"(_created(\{[^}]*\})?) \S+", r"\1 T", generate_latest(registry).decode())
+    families = list(text_string_to_metric_families(metrics.render().decode()))
+    request = ["requests", "request_errors", "request_duration_seconds", "time_to_first_token_seconds", "tokens",
+               "cost_usd", "unpriced_requests", "cache_lookups", "retries", "fallbacks"]
+    process = ["virtual_memory_bytes", "resident_memory_bytes", "start_time_seconds", "cpu_seconds", "open_fds",
+               "max_fds"]
+    state = ["info", "log_queue_depth", "log_spill_records", "log_spill_bytes", "log_records_submitted",
+             "log_records_written", "log_records_spilled", "log_records_replayed", "log_records_dropped",
+             "log_write_failures", "log_build_cpu_seconds", "circuit_breaker_state", "circuit_breakers_open"]
+    created = {"unpriced_requests"}  # no series yet: no _created family either
+    assert [f.name for f in families] == [
+        *(name for metric in request for name in (f"skyrelay_{metric}", f"skyrelay_{metric}_created")
+          if not (metric in created and name.endswith("_created"))),
+        *(f"skyrelay_log_writer_process_{name}" for name in process), *(f"skyrelay_{name}" for name in state)]
+    kinds = {f.name: f.type for f in families}
+    assert kinds["skyrelay_request_duration_seconds"] == "histogram" and kinds["skyrelay_requests"] == "counter"
+    assert kinds["skyrelay_requests_created"] == "gauge"
+    assert kinds["skyrelay_log_writer_process_cpu_seconds"] == "counter"
+    found = {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
+    assert value(found, "skyrelay_requests_total", operation="chat", provider="openai", model='quote " and \\',
+                 status="502", outcome="gateway_error") == 1
+    assert value(found, "skyrelay_request_duration_seconds_bucket", operation="chat", provider="openai",
+                 model="gpt-4o-mini", stream="true", le="+Inf") == 1
+    assert value(found, "skyrelay_log_records_written_total") == 2
+    assert value(found, "skyrelay_log_writer_process_resident_memory_bytes") > 0
+    await pipeline.aclose(5)
 
-    assert text(ours) == text(theirs)
-    assert "_created" in text(ours)
+
+def test_the_gateway_and_the_log_writer_never_import_prometheus_client(tmp_path: Path) -> None:
+    """Its package imports HTTP servers and codecs the gateway has no use for: megabytes in every process."""
+    script = f"""
+import sys
+import core.telemetry.writer_process
+from core.app import create_app
+from core.gateway import build_gateway
+from core.settings import Settings
+for writer in ("process", "inline"):
+    settings = Settings(log_sink="file://{tmp_path}/logs", log_writer=writer, allow_unauthenticated=True)
+    gateway = build_gateway(settings, long_lived=True)
+    create_app(gateway)
+    assert gateway.telemetry.metrics is not None and b"process_cpu_seconds_total" in gateway.telemetry.metrics.render()
+print(sorted(name for name in sys.modules if name.startswith("prometheus_client")))
+"""
+    answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).parents[2])
+    assert answer.stdout.strip() == "[]"
