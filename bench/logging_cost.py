@@ -6,7 +6,8 @@ Configurations of the same gateway process (uvicorn, uvloop, httptools, one work
 mock upstream from bench/mock_upstream.py):
 
 * ``off``  — the log pipeline's ``submit`` does nothing: no record is built, written, priced or counted. The
-  baseline: the gateway with no request logging at all.
+  baseline: the gateway with no request logging at all, otherwise built as ``skyrelay serve`` builds it (its log
+  writer process started, and idle), so the worker runs the same code and holds the same modules as in ``file``.
 * ``file`` — what ``skyrelay serve`` runs (``SKYRELAY_LOG_WRITER=auto`` = ``process``): the worker hands each
   request log to its log writer process, which builds the full record (bodies, redaction, stream assembly, cost
   from the price table, Prometheus metrics) and writes batches to a ``file://`` sink. The writer runs where the
@@ -46,7 +47,7 @@ sys.path.insert(0, str(BENCH_DIR.parent))
 import run as bench  # noqa: E402 - bench/run.py's process, load and readiness helpers (read-only use)
 
 MODES = {
-    "off": {"SKYRELAY_LOG_WRITER": "inline"},
+    "off": {},
     "file": {},
     "file-samecore": {},
     "file-inline": {"SKYRELAY_LOG_WRITER": "inline"},
