@@ -170,9 +170,9 @@ def _source_folder(root: Path, out: Path, cloud: str, requirements: list[Require
 def ship_price_export(tree: Path) -> None:
     """The price table as plain JSON, in the bundle's ``core/telemetry/price_exports``: the deployed gateway then
     prices records without importing genai-prices and building its table on every cold start (see
-    :mod:`core.telemetry.price_snapshot`). Built from the genai-prices installed here, the version the bundle pins."""
+    :mod:`core.telemetry.price_export`). Built from the genai-prices installed here, the version the bundle pins."""
     target = tree / "core" / "telemetry" / "price_exports"
-    result = subprocess.run([sys.executable, "-m", "core.telemetry.price_snapshot", "--write-dir", str(target)],
+    result = subprocess.run([sys.executable, "-m", "core.telemetry.price_export", "--write-dir", str(target)],
                             capture_output=True, text=True, check=False, cwd=checkout_root())
     if result.returncode != 0:
         raise BundleError(f"could not export the price table:\n{result.stderr.strip()[-2000:]}")

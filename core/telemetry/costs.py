@@ -51,10 +51,8 @@ from core.telemetry.price_snapshot import (
     DataSource,
     bundled_exports_dir,
     export_file_name,
-    export_snapshot,
     installed_source,
     read_export,
-    write_export,
 )
 
 logger = logging.getLogger("skyrelay.logs")
@@ -379,7 +377,7 @@ def _export_in_child(path: Path) -> str | None:
     root = str(Path(__file__).resolve().parents[2])  # where `core` is, for hosts that run it from a directory
     paths = env.get("PYTHONPATH", "").split(os.pathsep) if env.get("PYTHONPATH") else []
     env["PYTHONPATH"] = os.pathsep.join([*paths, root] if root not in paths else paths)
-    command = [sys.executable, "-m", "core.telemetry.price_snapshot", "--write", str(path)]
+    command = [sys.executable, "-m", "core.telemetry.price_export", "--write", str(path)]
     try:
         done = subprocess.run(command, env=env, capture_output=True, timeout=_EXPORT_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -393,6 +391,8 @@ def _export_in_child(path: Path) -> str | None:
 def _export_here(path: Path | None) -> CompactSnapshot | None:
     """The export made in this process (importing the library); kept at ``path`` for the next process when that can
     be written."""
+    from core.telemetry.price_export import export_snapshot, write_export  # the library's side: only here
+
     try:
         snapshot = CompactSnapshot(document := export_snapshot())
     except (ImportError, ValueError) as e:

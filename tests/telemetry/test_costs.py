@@ -24,11 +24,11 @@ from genai_prices.data_snapshot import get_snapshot
 from core.telemetry import costs
 from core.telemetry.costs import PriceTable, TieredRate, Tokens, token_cost, token_rates
 from core.telemetry.pipeline import LogPipeline
+from core.telemetry.price_export import main
 from core.telemetry.price_snapshot import (
     LIBRARY_MARK,
     export_file_name,
     installed_source,
-    main,
     read_export,
 )
 from tests.telemetry.conftest import MemorySink, entry

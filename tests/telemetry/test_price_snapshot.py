@@ -24,6 +24,7 @@ from genai_prices.units import _get_registry
 
 import core.telemetry
 from core.telemetry.costs import PROVIDER_IDS
+from core.telemetry.price_export import export_price, main, zero_count_price_keys
 from core.telemetry.price_snapshot import (
     EXPORT_FORMAT,
     GATEWAY_UNITS,
@@ -35,12 +36,9 @@ from core.telemetry.price_snapshot import (
     bundled_exports_dir,
     constraint_active,
     export_file_name,
-    export_price,
     installed_source,
-    main,
     package_source,
     read_export,
-    zero_count_price_keys,
 )
 
 
@@ -48,7 +46,7 @@ from core.telemetry.price_snapshot import (
 def export_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The export, written by the command a price table runs (one child process for the module)."""
     path = tmp_path_factory.mktemp("prices") / "export.json"
-    subprocess.run([sys.executable, "-m", "core.telemetry.price_snapshot", "--write", str(path)], check=True,
+    subprocess.run([sys.executable, "-m", "core.telemetry.price_export", "--write", str(path)], check=True,
                    timeout=120)
     return path
 
