@@ -255,7 +255,8 @@ class BodyRedactor:
         (a request body as the caller sent it, known to parse): they are parsed only when they need redacting.
         A caller's JSON may spell a key with escapes (``"\\u0061pi_key"``), which the screen cannot see through:
         such bodies are always parsed and walked."""
-        if type(value) is bytes:
+        if isinstance(value, bytes | bytearray | memoryview):
+            value = bytes(value)  # a copy only for the rarer bytes-likes
             if not value:
                 return None
             if value.find(b"\\u") != -1 or value.find(b"\\/") != -1:
