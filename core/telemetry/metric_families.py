@@ -17,7 +17,7 @@ import math
 import os
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from core.telemetry.exposition import LabelNames, format_value, header, metric_name
 
@@ -77,10 +77,8 @@ class CounterFamily:
         labels = [self._labels.text(values) for values in self._children]
         for text, child in zip(labels, self._children.values(), strict=True):
             out.append(f"{total}{text} {format_value(child.value)}\n")
-        if self._created and self._children:
-            out.append(header(created, self.documentation, "gauge"))
-            for text, child in zip(labels, self._children.values(), strict=True):
-                out.append(f"{created}{text} {format_value(child.created)}\n")
+        if self._created:
+            _render_created(out, created, self.documentation, labels, self._children.values())
 
 
 class HistogramFamily:
@@ -116,11 +114,18 @@ class HistogramFamily:
                 cumulative += observed
                 out.append(f"{bucket}{before}{le}{after} {format_value(cumulative)}\n")
             out.append(f"{count}{text} {format_value(cumulative)}\n{total}{text} {format_value(child.sum)}\n")
-        if self._created and self._children:
-            created = metric_name(f"{self.name}_created")
-            out.append(header(created, self.documentation, "gauge"))
-            for text, child in zip(labels, self._children.values(), strict=True):
-                out.append(f"{created}{text} {format_value(child.created)}\n")
+        if self._created:
+            _render_created(out, metric_name(f"{self.name}_created"), self.documentation, labels,
+                            self._children.values())
+
+
+def _render_created(out: list[str], name: str, documentation: str, labels: list[str],
+                    children: Iterable[CounterChild | HistogramChild]) -> None:
+    """The ``_created`` samples of a family's children, as the gauge family prometheus_client writes after it."""
+    rows = [f"{name}{text} {format_value(child.created)}\n" for text, child in zip(labels, children, strict=True)]
+    if rows:
+        out.append(header(name, documentation, "gauge"))
+        out.extend(rows)
 
 
 class Families:

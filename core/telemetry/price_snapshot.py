@@ -1,8 +1,9 @@
 r"""The `genai-prices` table as plain JSON, and model lookup over it without the library.
 
 Importing `genai_prices` loads pydantic and builds several thousand validated objects: about 17 MiB of a log writer
-that otherwise needs 27. The gateway only needs each model's match rules and prices, so this module exports them to a
-compact document that :class:`CompactSnapshot` reads with orjson and answers from, as the library would:
+that otherwise needs 27. The gateway only needs each model's match rules and prices, so they are exported (by
+:mod:`core.telemetry.price_export`) to a compact document that :class:`CompactSnapshot` reads with orjson and answers
+from, as the library would:
 
     {"format": 3,
      "genai_prices": {"version": "0.2.3", "data_sha256": "9c0f..."},
@@ -131,7 +132,7 @@ def _installed_version(package_dir: Path) -> str | None:
         return None
 
 
-# --- export (imports genai-prices) ---------------------------------------------------------------------------------
+# --- lookups ------------------------------------------------------------------------------------------------------
 
 
 def is_match(clause: Mapping[str, Any], text: str) -> bool:
