@@ -77,7 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
         loop="uvloop",
-        http="httptools",
+        # uvicorn imports a "module:attribute" string in each worker, as it does its own protocols' names
+        http="core.server:GatewayHttpProtocol" if settings.http_protocol == "skyrelay" else settings.http_protocol,
+        timeout_keep_alive=settings.timeout_keep_alive_s,
+        ws="none",  # no WebSocket routes: "auto" would import the websockets library into every worker (2.6 MiB)
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),

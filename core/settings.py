@@ -55,6 +55,14 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may finish before logs are flushed."
     )
+    http_protocol: Literal["skyrelay", "httptools", "h11"] = Field(
+        "skyrelay", description="HTTP/1.1 connection handling under `skyrelay serve`: the gateway's own "
+        "(`core.server`, the fastest), or uvicorn's `httptools` or `h11` protocol."
+    )
+    timeout_keep_alive_s: int = Field(
+        5, ge=1, description="How long `skyrelay serve` keeps an idle client connection open; set it above the "
+        "idle timeout of any load balancer in front (AWS ALB: 60 s) so the balancer closes first."
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log verbosity.")
     cors_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS; empty = off.")

@@ -1,0 +1,111 @@
+"""What each HTTP/1.1 server protocol costs the gateway worker, in CPU instructions per request (callgrind).
+
+    python bench/server_instructions.py [--requests 200,800] [--protocols skyrelay,httptools]
+
+``skyrelay serve`` on the full feature path (bench/servers.py's feature store: gateway key, saved config with a
+fallback, response cache, request logs to a file sink), once per ``SKYRELAY_HTTP_PROTOCOL`` value, each run twice
+under valgrind's callgrind with the two request counts; the difference divided by the difference in requests is
+the worker's user-space instructions per request (start-up and shutdown cancel out). Sequential requests on one
+keep-alive connection, every body unique so the cache never answers. Kernel work (one write per response instead
+of two, for one) is not counted here: bench/run.py's req/s and CPU figures show it.
+
+Slow: about a minute per run. Needs ``valgrind``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from logging_instructions import STRETCHED, WARMUP, _wait_health  # noqa: E402 - bench/ helpers
+from processes import HOST, PYTHON, free_port, read_port_line  # noqa: E402
+from servers import CACHE_CAP_BYTES, feature_headers, write_feature_store  # noqa: E402
+from targets import REQUEST  # noqa: E402
+
+
+def instructions(protocol: str, requests: int, store: Path, workdir: Path) -> int:
+    """Total instructions of one gateway worker run that answered WARMUP + ``requests`` requests."""
+    port = free_port()
+    tag = f"{protocol}-{requests}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRELAY_")}
+    env.update({"SKYRELAY_LOG_SINK": f"file://{workdir / ('sink-' + tag)}", "SKYRELAY_LOG_LEVEL": "warning",
+                "SKYRELAY_LOG_SPILL_DIR": str(workdir / f"spill-{tag}"), "SKYRELAY_CONFIG": str(store),
+                "SKYRELAY_CACHE_MEMORY_MAX_BYTES": str(CACHE_CAP_BYTES), "SKYRELAY_HTTP_PROTOCOL": protocol,
+                "PYTHONPATH": str(BENCH_DIR.parent), **STRETCHED})
+    out = workdir / f"callgrind-{tag}.out"
+    with (workdir / f"{tag}.stderr").open("wb") as stderr:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
+                                 PYTHON, "-m", "core.cli", "serve", "--port", str(port)],
+                                env=env, stderr=stderr, cwd=BENCH_DIR.parent)
+    try:
+        _wait_health(port, proc, 600)
+        headers = {"content-type": "application/json", **feature_headers()}
+        connection = http.client.HTTPConnection(HOST, port, timeout=120)
+        for i in range(WARMUP + requests):
+            body = json.dumps({**REQUEST, "messages": [{"role": "user", "content": f"{tag} request {i}"}]})
+            connection.request("POST", "/v1/chat/completions", body, headers)
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 200 or answer.getheader("x-portkey-cache-status") != "MISS":
+                raise RuntimeError(f"{protocol}: request {i} answered {answer.status}, not a cache MISS")
+        connection.close()
+        time.sleep(1.0)  # the same quiet second before shutdown in every run
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(600)
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"{protocol}: no instruction total in {out}")
+    return int(match.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", default="200,800", help="the two request counts (difference = counted)")
+    parser.add_argument("--protocols", default="skyrelay,httptools",
+                        help="SKYRELAY_HTTP_PROTOCOL values; the last is the baseline")
+    args = parser.parse_args(argv)
+    low, high = (int(n) for n in args.requests.split(","))
+    protocols = [p for p in args.protocols.split(",") if p]
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is not installed (apt-get install valgrind)")
+    if high <= low or not protocols:
+        parser.error("give at least one protocol, and the second request count must be the larger")
+    per_request: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="skyrelay-serverinstr-") as tmp:
+        workdir = Path(tmp)
+        mock = subprocess.Popen([PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", "0"], stdout=subprocess.PIPE)
+        try:
+            store = write_feature_store(workdir, read_port_line(mock, timeout_s=15))
+            for protocol in protocols:
+                counts = []
+                for requests in (low, high):
+                    print(f"  {protocol}: {requests} requests under callgrind ...", file=sys.stderr, flush=True)
+                    counts.append(instructions(protocol, requests, store, workdir))
+                per_request[protocol] = (counts[1] - counts[0]) / (high - low)
+        finally:
+            mock.terminate()
+            mock.wait(10)
+    base = per_request[protocols[-1]]
+    print(f"gateway worker instructions per request (callgrind, {high - low} requests counted, sequential, one "
+          "keep-alive connection, full path)")
+    for protocol, count in per_request.items():
+        print(f"  {protocol:10} {count:12,.0f}  {(count / base - 1) * 100:+.1f}% vs {protocols[-1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
