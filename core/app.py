@@ -16,9 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import openapi
+from core.asgi_app import metrics_response, ready_response, with_cors
 from core.errors import InvalidRequestError, NotFoundError, SkyrelayError
 from core.fast_routes import FastPath, asgi_response, serve_call
 from core.responses import BufferedResponse, StreamedResponse
@@ -41,11 +42,19 @@ class _Rendered(Response):
 
 
 class SkyrelayApp(FastAPI):
-    """FastAPI, with the hot routes served before its middleware stack (see :mod:`core.fast_routes`)."""
+    """FastAPI, with the hot routes served before its middleware stack (see :mod:`core.fast_routes`), and CORS
+    (when configured) around both, so the hot routes get its headers too."""
 
     fast: FastPath | None = None
+    front: ASGIApp | None = None  # CORS around :meth:`dispatch`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None:
+            await self.front(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.fast is not None and await self.fast.handle(scope, receive, send):
             return
         await super().__call__(scope, receive, send)
@@ -59,7 +68,8 @@ def _json(status: int, payload: Any) -> Response:
     return _Rendered(BufferedResponse(status, [], orjson.dumps(payload), "application/json"))
 
 
-def create_app(gateway: Gateway) -> FastAPI:
+def create_app(gateway: Gateway, *, cors: bool = True) -> FastAPI:
+    """The full app; ``cors=False`` when the caller applies CORS around it (:mod:`core.asgi_app`)."""
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.startup()
@@ -124,18 +134,14 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/v1/ready", tags=["operations"])
     async def ready() -> Response:
         """Readiness: each configured dependency answers (log sink; Redis and config store when configured)."""
-        report = await gateway.readiness()
-        return _json(200 if report["status"] == "ready" else 503, report)
+        return _Rendered(await ready_response(gateway))
 
     if gateway.telemetry.metrics is not None:
 
         @app.get("/metrics", tags=["operations"], include_in_schema=False)
         async def prometheus_metrics() -> Response:
             """Prometheus text format; no authentication, like /v1/health (scrapers run inside the network)."""
-            from core.telemetry.metrics import METRICS_CONTENT_TYPE
-
-            body = await gateway.telemetry.render_metrics()
-            return _Rendered(BufferedResponse(200, [], body, METRICS_CONTENT_TYPE))
+            return _Rendered(await metrics_response(gateway))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -152,9 +158,6 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return render(error_response(InvalidRequestError(f"Invalid request: {exc.errors()[:3]}")))
 
-    if gateway.settings.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["*"])
+    if cors and gateway.settings.cors_origins:
+        app.front = with_cors(app.dispatch, gateway.settings.cors_origins)
     return app

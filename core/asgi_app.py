@@ -1,16 +1,21 @@
-"""A lean ASGI front for cold-start-sensitive entries (Lambda, Cloud Run functions, Azure Functions).
+"""The gateway's ASGI front: hot and operations routes served directly, FastAPI built only when a request needs it.
 
-Importing FastAPI and building its app costs 0.25-0.4 s — the largest single part of a Lambda cold start — while a
-serverless gateway almost only ever serves the hot routes. :class:`LazyGatewayApp` serves those (and
-``GET /v1/health``) itself through :class:`~core.fast_routes.FastPath`, runs the gateway's lifespan, and builds the
-full FastAPI app (``/v1/ready``, ``/metrics``, the OpenAPI document, 404/405 bodies) only when a request needs it.
+Importing FastAPI and building its app costs 0.25-0.4 s and about 7 MiB per process, while a gateway almost only
+ever serves the hot routes and its probes. :class:`LazyGatewayApp` serves those itself — the API routes through
+:class:`~core.fast_routes.FastPath`, plus ``GET /v1/health``, ``/v1/ready`` and ``/metrics`` — runs the gateway's
+lifespan, and builds the full FastAPI app (the OpenAPI document, 404/405 bodies, anything else) on first use. Every
+entry uses it: ``skyrelay serve`` and the serverless handlers.
+
+CORS, when configured, wraps the whole front, so the hot routes get their headers too (FastAPI's middleware never
+sees them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import Receive, Scope, Send
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.fast_routes import FastPath
 from core.responses import BufferedResponse
@@ -25,13 +30,14 @@ class LazyGatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._fast = FastPath(gateway.service, gateway.settings.max_body_bytes)
+        self._metrics = gateway.telemetry.metrics is not None
         self._full: Any = None
 
     def full_app(self) -> Any:
         if self._full is None:
             from core.app import create_app
 
-            self._full = create_app(self.gateway)
+            self._full = create_app(self.gateway, cors=False)  # CORS is applied around this front instead
         return self._full
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -41,9 +47,20 @@ class LazyGatewayApp:
         if scope["type"] == "http":
             if await self._fast.handle(scope, receive, send):
                 return
-            if scope["method"] == "GET" and scope["path"].endswith("/v1/health"):
-                await _HEALTH(scope, receive, send)
-                return
+            if scope["method"] == "GET":
+                path: str = scope["path"]
+                root = scope.get("root_path") or ""
+                if root and path.startswith(root):
+                    path = path[len(root):]
+                if path.endswith("/v1/health"):  # any prefix: a probe may come through a stage or mount path
+                    await _HEALTH(scope, receive, send)
+                    return
+                if path == "/v1/ready":
+                    await (await ready_response(self.gateway))(scope, receive, send)
+                    return
+                if path == "/metrics" and self._metrics:
+                    await (await metrics_response(self.gateway))(scope, receive, send)
+                    return
         await self.full_app()(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -62,5 +79,28 @@ class LazyGatewayApp:
                 return
 
 
-def create_lazy_app(gateway: Gateway) -> LazyGatewayApp:
-    return LazyGatewayApp(gateway)
+async def ready_response(gateway: Gateway) -> BufferedResponse:
+    """Readiness: each configured dependency answers (log sink; Redis and config store when configured)."""
+    report = await gateway.readiness()
+    return BufferedResponse(200 if report["status"] == "ready" else 503, [], orjson.dumps(report), "application/json")
+
+
+async def metrics_response(gateway: Gateway) -> BufferedResponse:
+    """Prometheus text format; no authentication, like /v1/health (scrapers run inside the network)."""
+    from core.telemetry.metrics import METRICS_CONTENT_TYPE
+
+    return BufferedResponse(200, [], await gateway.telemetry.render_metrics(), METRICS_CONTENT_TYPE)
+
+
+def with_cors(app: ASGIApp, origins: list[str]) -> ASGIApp:
+    """Starlette's CORS middleware around ``app`` when origins are configured; ``app`` itself otherwise."""
+    if not origins:
+        return app
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(app, allow_origins=origins, allow_methods=["*"], allow_headers=["*"], expose_headers=["*"])
+
+
+def create_lazy_app(gateway: Gateway) -> ASGIApp:
+    """The front every entry serves: :class:`LazyGatewayApp`, inside CORS when ``cors_origins`` is set."""
+    return with_cors(LazyGatewayApp(gateway), gateway.settings.cors_origins)

@@ -141,6 +141,29 @@ def test_cors_is_off_by_default(tmp_path: Path) -> None:
     assert preflight.status_code in (404, 405)
 
 
+def test_configured_cors_covers_the_api_routes_too(tmp_path: Path, upstream: FakeOpenAI) -> None:
+    """The hot routes are served ahead of FastAPI's middleware; CORS wraps them as well, or a browser client would
+    pass the preflight and then be refused the answer."""
+    allowed = "https://app.example"
+    process = GatewayProcess(tmp_path / "logs", env={"SKYRELAY_CORS_ORIGINS": allowed}).start()
+    try:
+        preflight = httpx.options(f"{process.url}/v1/chat/completions", timeout=10, headers={
+            "origin": allowed, "access-control-request-method": "POST",
+            "access-control-request-headers": "x-portkey-provider"})
+        answer = httpx.post(f"{process.url}/v1/chat/completions", headers={**_openai_headers(upstream),
+                            "origin": allowed}, content=json.dumps(CHAT), timeout=30)
+        stranger = httpx.post(f"{process.url}/v1/chat/completions", headers={**_openai_headers(upstream),
+                              "origin": "https://evil.example"}, content=json.dumps(CHAT), timeout=30)
+        ready = httpx.get(f"{process.url}/v1/ready", headers={"origin": allowed}, timeout=10)
+    finally:
+        process.stop()
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == allowed
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == allowed
+    assert answer.json()["object"] == "chat.completion"
+    assert stranger.status_code == 200 and "access-control-allow-origin" not in stranger.headers
+    assert ready.headers["access-control-allow-origin"] == allowed
+
+
 # Findings 1 and 2 of SECURITY.md, fixed: an echoed key never reaches the client; a refused host's userinfo is not
 # logged.
 
