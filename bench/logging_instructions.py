@@ -23,25 +23,20 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from processes import HOST, PYTHON, free_port, read_port_line  # noqa: E402 - bench/ helpers
+import callgrind  # noqa: E402 - bench/ helpers
+from processes import PYTHON, free_port, read_port_line  # noqa: E402
 from servers import gateway_headers  # noqa: E402
-from targets import REQUEST  # noqa: E402
 
-WARMUP = 50  # requests before the counted ones, in every run (caches, price table, first batches)
 #: Per-time intervals stretched like the clock under valgrind (see the module docstring).
 STRETCHED = {"SKYRELAY_LOG_HANDOFF_INTERVAL_S": "3", "SKYRELAY_LOG_BATCH_MAX_AGE_S": "60"}
 
@@ -56,46 +51,14 @@ def instructions(mode: str, requests: int, mock_port: int, workdir: Path) -> int
     env.update({"SKYRELAY_LOG_SINK": f"file://{workdir / ('sink-' + tag)}",
                 "SKYRELAY_LOG_SPILL_DIR": str(workdir / f"spill-{tag}"), "PYTHONPATH": str(BENCH_DIR.parent),
                 **STRETCHED, **logging_cost.MODES[mode]})
-    out = workdir / f"callgrind-{tag}.out"
-    with (workdir / f"{tag}.stderr").open("wb") as stderr:
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
-                                 PYTHON, str(BENCH_DIR / "logging_cost.py"), "--serve", mode, "--port", str(port)],
-                                env=env, stderr=stderr)
-    try:
-        _wait_health(port, proc, 600)
-        headers = {"content-type": "application/json", **gateway_headers(mock_port)}
-        connection = http.client.HTTPConnection(HOST, port, timeout=120)
-        for i in range(WARMUP + requests):
-            body = json.dumps({**REQUEST, "messages": [{"role": "user", "content": f"request {i}"}]})
-            connection.request("POST", "/v1/chat/completions", body, headers)
-            answer = connection.getresponse()
-            answer.read()
-            if answer.status != 200:
-                raise RuntimeError(f"{mode}: request {i} answered {answer.status}")
-        connection.close()
-        time.sleep(1.0)  # the same quiet second before shutdown in every run
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(600)
-    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"{mode}: no instruction total in {out}")
-    return int(match.group(1))
+    argv = [PYTHON, str(BENCH_DIR / "logging_cost.py"), "--serve", mode, "--port", str(port)]
 
+    def check(i: int, answer: http.client.HTTPResponse) -> None:
+        if answer.status != 200:
+            raise RuntimeError(f"{mode}: request {i} answered {answer.status}")
 
-def _wait_health(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway under callgrind exited with {proc.returncode}")
-        try:
-            connection = http.client.HTTPConnection(HOST, port, timeout=30)
-            connection.request("GET", "/v1/health")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(1.0)
-    raise RuntimeError("gateway under callgrind did not start")
+    return callgrind.instructions(argv, env, workdir / f"callgrind-{tag}.out", workdir / f"{tag}.stderr", port,
+                                  gateway_headers(mock_port), requests, check)
 
 
 def main(argv: list[str] | None = None) -> int:

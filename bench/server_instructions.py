@@ -16,24 +16,20 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from logging_instructions import STRETCHED, WARMUP, _wait_health  # noqa: E402 - bench/ helpers
-from processes import HOST, PYTHON, free_port, read_port_line  # noqa: E402
+import callgrind  # noqa: E402 - bench/ helpers
+from logging_instructions import STRETCHED  # noqa: E402
+from processes import PYTHON, free_port, read_port_line  # noqa: E402
 from servers import CACHE_CAP_BYTES, feature_headers, write_feature_store  # noqa: E402
-from targets import REQUEST  # noqa: E402
 
 
 def instructions(protocol: str, requests: int, store: Path, workdir: Path) -> int:
@@ -45,31 +41,14 @@ def instructions(protocol: str, requests: int, store: Path, workdir: Path) -> in
                 "SKYRELAY_LOG_SPILL_DIR": str(workdir / f"spill-{tag}"), "SKYRELAY_CONFIG": str(store),
                 "SKYRELAY_CACHE_MEMORY_MAX_BYTES": str(CACHE_CAP_BYTES), "SKYRELAY_HTTP_PROTOCOL": protocol,
                 "PYTHONPATH": str(BENCH_DIR.parent), **STRETCHED})
-    out = workdir / f"callgrind-{tag}.out"
-    with (workdir / f"{tag}.stderr").open("wb") as stderr:
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
-                                 PYTHON, "-m", "core.cli", "serve", "--port", str(port)],
-                                env=env, stderr=stderr, cwd=BENCH_DIR.parent)
-    try:
-        _wait_health(port, proc, 600)
-        headers = {"content-type": "application/json", **feature_headers()}
-        connection = http.client.HTTPConnection(HOST, port, timeout=120)
-        for i in range(WARMUP + requests):
-            body = json.dumps({**REQUEST, "messages": [{"role": "user", "content": f"{tag} request {i}"}]})
-            connection.request("POST", "/v1/chat/completions", body, headers)
-            answer = connection.getresponse()
-            answer.read()
-            if answer.status != 200 or answer.getheader("x-portkey-cache-status") != "MISS":
-                raise RuntimeError(f"{protocol}: request {i} answered {answer.status}, not a cache MISS")
-        connection.close()
-        time.sleep(1.0)  # the same quiet second before shutdown in every run
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(600)
-    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"{protocol}: no instruction total in {out}")
-    return int(match.group(1))
+    argv = [PYTHON, "-m", "core.cli", "serve", "--port", str(port)]
+
+    def check(i: int, answer: http.client.HTTPResponse) -> None:
+        if answer.status != 200 or answer.getheader("x-portkey-cache-status") != "MISS":
+            raise RuntimeError(f"{protocol}: request {i} answered {answer.status}, not a cache MISS")
+
+    return callgrind.instructions(argv, env, workdir / f"callgrind-{tag}.out", workdir / f"{tag}.stderr", port,
+                                  feature_headers(), requests, check, cwd=BENCH_DIR.parent)
 
 
 def main(argv: list[str] | None = None) -> int:
