@@ -143,11 +143,14 @@ def _redact_userinfo(url: str) -> str:
 
 
 def _redact_config_header(value: str) -> str:
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return value if len(value) < 128 and value.replace("-", "").replace("_", "").isalnum() else REDACTED
-    return orjson.dumps(redact_secret_fields(parsed)).decode()
+    """A saved config's id is logged as it is; an inline config (a JSON object) with its credential fields hidden;
+    anything else is hidden whole. Ids are not handed to the JSON parser: its error costs more than the record."""
+    if value.lstrip().startswith(("{", "[")):
+        try:
+            return orjson.dumps(redact_secret_fields(orjson.loads(value))).decode()
+        except orjson.JSONDecodeError:
+            return REDACTED
+    return value if len(value) < 128 and value.replace("-", "").replace("_", "").isalnum() else REDACTED
 
 
 #: Shorter values are not scrubbed by value: they would match ordinary text (their header is still redacted).

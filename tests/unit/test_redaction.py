@@ -56,3 +56,14 @@ def test_headers_are_redacted_the_same_as_a_dict_or_as_pairs() -> None:
     ):
         assert redact_headers(headers) == redact_headers(list(headers.items()))
         assert list(redact_headers(headers)) == list(redact_headers(list(headers.items())))
+
+
+def test_a_config_header_is_logged_as_an_id_or_a_redacted_object_and_anything_else_is_hidden() -> None:
+    def logged(value: str) -> str:
+        return redact_headers({"x-portkey-config": value})["x-portkey-config"]
+
+    assert logged("pc-bench_1") == "pc-bench_1"
+    assert json.loads(logged('{"provider": "openai", "api_key": "sk-live-123"}')) == {
+        "provider": "openai", "api_key": REDACTED}
+    assert logged('"sk-live-quoted-secret"') == REDACTED  # a JSON string is not an id
+    assert logged('{"api_key": "sk-live-123", broken') == REDACTED
