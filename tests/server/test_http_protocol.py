@@ -360,3 +360,44 @@ def test_an_upgrade_request_is_answered_as_plain_http_then_the_connection_ends(l
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" in head
     assert json.loads(body)["path"] == "/ws"
+
+
+@pytest.mark.parametrize("head", [
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+], ids=["content-length-and-chunked", "two-lengths", "chunked-not-last", "obs-fold", "space-in-name"])
+def test_ambiguous_framing_is_refused_rather_than_guessed(loop_name: str, head: bytes) -> None:
+    """Requests a proxy in front could frame differently from us (request smuggling) never reach the app."""
+    seen: list[str] = []
+
+    async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await echo(scope, receive, send)
+
+    with serving(recording, loop_name) as (port, _), connect(port) as sock:
+        sock.sendall(head)
+        data = read_to_close(sock)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n") and seen == []
+
+
+def test_past_limit_concurrency_a_request_gets_a_json_503(loop_name: str) -> None:
+    entered = threading.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        entered.set()
+        await asyncio.sleep(0.5)
+        await echo(scope, receive, send)
+
+    with serving(slow, loop_name, limit_concurrency=2) as (port, _), connect(port) as busy:
+        busy.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert entered.wait(5)
+        with connect(port) as second:
+            second.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+            refused = read_to_close(second)
+        assert json.loads(read_response(busy, bytearray())[2])["path"] == "/first"
+    head, _, body = refused.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") and b"connection: close" in head
+    assert json.loads(body)["error"]["code"] == "concurrency_limit"
