@@ -12,12 +12,16 @@ import json
 import re
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from processes import HOST
+from processes import HOST, PYTHON, read_port_line
 from targets import REQUEST
+
+BENCH_DIR = Path(__file__).resolve().parent
 
 WARMUP = 50  # requests before the counted ones, in every run (caches, price table, first batches)
 
@@ -65,3 +69,28 @@ def wait_health(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> N
         except OSError:
             time.sleep(1.0)
     raise RuntimeError("gateway under callgrind did not start")
+
+
+#: Measures one configuration: (its name, request count, the mock's port, a work folder) -> total instructions.
+Measure = Callable[[str, int, int, Path], int]
+
+
+def per_request(configurations: list[str], low: int, high: int, measure: Measure, prefix: str) -> dict[str, float]:
+    """Instructions per request of each configuration: two runs each (``low`` and ``high`` requests) against one
+    mock upstream, the difference divided by ``high - low``."""
+    result: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        mock = subprocess.Popen([PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", "0"], stdout=subprocess.PIPE)
+        try:
+            mock_port = read_port_line(mock, timeout_s=15)
+            for name in configurations:
+                counts = []
+                for requests in (low, high):
+                    print(f"  {name}: {requests} requests under callgrind ...", file=sys.stderr, flush=True)
+                    counts.append(measure(name, requests, mock_port, workdir))
+                result[name] = (counts[1] - counts[0]) / (high - low)
+        finally:
+            mock.terminate()
+            mock.wait(10)
+    return result

@@ -25,16 +25,14 @@ import argparse
 import http.client
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import callgrind  # noqa: E402 - bench/ helpers
-from processes import PYTHON, free_port, read_port_line  # noqa: E402
+from processes import PYTHON, free_port  # noqa: E402
 from servers import gateway_headers  # noqa: E402
 
 #: Per-time intervals stretched like the clock under valgrind (see the module docstring).
@@ -72,21 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("valgrind is not installed (apt-get install valgrind)")
     if "off" not in modes or high <= low:
         parser.error("--modes must include off, and the second request count must be the larger")
-    per_request: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="skyrelay-loginstr-") as tmp:
-        workdir = Path(tmp)
-        mock = subprocess.Popen([PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", "0"], stdout=subprocess.PIPE)
-        try:
-            mock_port = read_port_line(mock, timeout_s=15)
-            for mode in modes:
-                counts = []
-                for requests in (low, high):
-                    print(f"  {mode}: {requests} requests under callgrind ...", file=sys.stderr, flush=True)
-                    counts.append(instructions(mode, requests, mock_port, workdir))
-                per_request[mode] = (counts[1] - counts[0]) / (high - low)
-        finally:
-            mock.terminate()
-            mock.wait(10)
+    per_request = callgrind.per_request(modes, low, high, instructions, "skyrelay-loginstr-")
     base = per_request["off"]
     print(f"gateway worker instructions per request (callgrind, {high - low} requests counted, sequential, one "
           "keep-alive connection, minimal path: provider headers + request logs to a file sink)")

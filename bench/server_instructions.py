@@ -18,9 +18,7 @@ import argparse
 import http.client
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -28,12 +26,13 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import callgrind  # noqa: E402 - bench/ helpers
 from logging_instructions import STRETCHED  # noqa: E402
-from processes import PYTHON, free_port, read_port_line  # noqa: E402
+from processes import PYTHON, free_port  # noqa: E402
 from servers import CACHE_CAP_BYTES, feature_headers, write_feature_store  # noqa: E402
 
 
-def instructions(protocol: str, requests: int, store: Path, workdir: Path) -> int:
+def instructions(protocol: str, requests: int, mock_port: int, workdir: Path) -> int:
     """Total instructions of one gateway worker run that answered WARMUP + ``requests`` requests."""
+    store = write_feature_store(workdir, mock_port)
     port = free_port()
     tag = f"{protocol}-{requests}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKYRELAY_")}
@@ -63,21 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("valgrind is not installed (apt-get install valgrind)")
     if high <= low or not protocols:
         parser.error("give at least one protocol, and the second request count must be the larger")
-    per_request: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="skyrelay-serverinstr-") as tmp:
-        workdir = Path(tmp)
-        mock = subprocess.Popen([PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", "0"], stdout=subprocess.PIPE)
-        try:
-            store = write_feature_store(workdir, read_port_line(mock, timeout_s=15))
-            for protocol in protocols:
-                counts = []
-                for requests in (low, high):
-                    print(f"  {protocol}: {requests} requests under callgrind ...", file=sys.stderr, flush=True)
-                    counts.append(instructions(protocol, requests, store, workdir))
-                per_request[protocol] = (counts[1] - counts[0]) / (high - low)
-        finally:
-            mock.terminate()
-            mock.wait(10)
+    per_request = callgrind.per_request(protocols, low, high, instructions, "skyrelay-serverinstr-")
     base = per_request[protocols[-1]]
     print(f"gateway worker instructions per request (callgrind, {high - low} requests counted, sequential, one "
           "keep-alive connection, full path)")
