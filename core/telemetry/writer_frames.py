@@ -54,6 +54,11 @@ _BYTES_FIELDS = ("request_body", "response_body", "stream_chunks")
 #: Every other field: plain scalars and JSON-like values, which travel as one JSON array.
 _JSON_FIELDS = tuple(name for name in _FIELDS if name not in _BYTES_FIELDS)
 _JSON_VALUES = operator.attrgetter(*_JSON_FIELDS)
+#: Where the bytes fields go back among the JSON ones: a RequestLog is rebuilt from positional arguments
+#: (keyword arguments cost the writer about 5 % of a record, matching 30 names per call).
+_REQUEST_AT, _RESPONSE_AT, _CHUNKS_AT = (_FIELDS.index(name) for name in _BYTES_FIELDS)
+if not _REQUEST_AT < _RESPONSE_AT < _CHUNKS_AT:
+    raise RuntimeError("unpack_entries inserts the bytes fields in RequestLog's order: request, response, chunks")
 _BYTES_VALUES = operator.attrgetter(*_BYTES_FIELDS)
 
 
@@ -122,8 +127,12 @@ def unpack_entries(payload: bytes) -> Iterator[RequestLog]:
             for length in lengths:
                 chunks.append(bytes(view[at:at + length]))
                 at += length
-        yield RequestLog(**dict(zip(_JSON_FIELDS, fields, strict=True)), request_body=request_body,
-                         response_body=response_body, stream_chunks=chunks)
+        if len(fields) != len(_JSON_FIELDS):
+            raise ValueError(f"a packed request log has {len(fields)} fields, not {len(_JSON_FIELDS)}")
+        fields.insert(_REQUEST_AT, request_body)
+        fields.insert(_RESPONSE_AT, response_body)
+        fields.insert(_CHUNKS_AT, chunks)
+        yield RequestLog(*fields)
         offset += size
 
 
