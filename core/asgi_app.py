@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.fast_routes import FastPath
+from core.fast_routes import FastPath, route_path
 from core.responses import BufferedResponse
 
 if TYPE_CHECKING:
@@ -48,10 +48,7 @@ class LazyGatewayApp:
             if await self._fast.handle(scope, receive, send):
                 return
             if scope["method"] == "GET":
-                path: str = scope["path"]
-                root = scope.get("root_path") or ""
-                if root and path.startswith(root):
-                    path = path[len(root):]
+                path = route_path(scope)
                 if path.endswith("/v1/health"):  # any prefix: a probe may come through a stage or mount path
                     await _HEALTH(scope, receive, send)
                     return

@@ -81,6 +81,13 @@ def header_limit_error(raw: list[tuple[bytes, bytes]]) -> SkyrelayError | None:
     return None
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point (``root_path``), as routes are declared."""
+    path: str = scope["path"]
+    root = scope.get("root_path") or ""
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def check_content_type(headers: dict[str, str]) -> None:
     content_type = headers.get("content-type")
     if content_type and not content_type.split(";", 1)[0].strip().lower().endswith("json"):
@@ -152,10 +159,7 @@ class FastPath:
         if too_large is not None:
             await asgi_response(error_response(too_large))(scope, receive, send)
             return True
-        path = scope["path"]
-        root = scope.get("root_path") or ""
-        if root and path.startswith(root):
-            path = path[len(root):]
+        path = route_path(scope)
         route = self.routes.get((scope["method"], path))
         if route is None:
             return False
